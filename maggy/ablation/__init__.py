@@ -1,0 +1,15 @@
+"""Declaring ablation studies: the study, its datasets, and model surgery."""
+
+from maggy.ablation.datasets import MaggyDataset, PandasDataset
+from maggy.ablation.study import AblationStudy
+
+__all__ = ["AblationStudy", "MaggyDataset", "PandasDataset", "Ablator"]
+
+
+def __getattr__(name):
+    # The one-class API is optional sugar over lagom(); import it only when asked for.
+    if name == "Ablator":
+        from maggy.ablation.one_class import Ablator
+
+        return Ablator
+    raise AttributeError(f"module 'maggy.ablation' has no attribute {name!r}")

@@ -1,0 +1,294 @@
+"""Declaring an ablation study: what to leave out, on which model and which data.
+
+An :class:`AblationStudy` records components in the order they are declared. It does no
+work itself: an ablator (e.g. LOCO) turns the declaration into trials, and ``lagom()``
+validates it against the real model and dataset before any Spark job starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable, Optional, Union
+
+__all__ = ["AblationStudy", "Component", "Features", "Layers", "Model"]
+
+LayerId = Union[int, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """One thing a trial leaves out.
+
+    Attributes:
+        kind: ``"feature"``, ``"layer"`` (one layer), ``"group"`` (several layers in one
+            trial), ``"prefix"`` (every module under a name prefix) or ``"model"`` (a
+            custom model used instead of the base model).
+        value: the feature name, layer identifier, tuple of identifiers, prefix or
+            custom model name.
+        infer_activation: also remove the activation right after each removed layer.
+    """
+
+    kind: str
+    value: Any
+    infer_activation: bool = False
+
+    @property
+    def label(self) -> str:
+        """How the component reads in summaries, e.g. ``"2"``, ``"[2, 3]"``, ``"enc.*"``."""
+        if self.kind == "group":
+            return "[" + ", ".join(str(v) for v in self.value) + "]"
+        if self.kind == "prefix":
+            return f"{self.value}.*" if not self.value.endswith(".") else f"{self.value}*"
+        return str(self.value)
+
+
+def _check_layer_id(value: Any, where: str) -> LayerId:
+    # bool is an int subclass; True as "layer 1" is almost certainly a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(
+            f"{where} takes layer positions (int) or module names (str), "
+            f"got {value!r} of type {type(value).__name__}"
+        )
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"{where}: layer positions start at 0, got {value}")
+    if isinstance(value, str) and not value:
+        raise ValueError(f"{where}: a module name must not be empty")
+    return value
+
+
+def _flatten(args: Iterable[Any]) -> list:
+    out = []
+    for arg in args:
+        if isinstance(arg, (list, tuple, set)):
+            out.extend(arg)
+        else:
+            out.append(arg)
+    return out
+
+
+class _Registry:
+    """The ordered list of declared components, shared by the parts of one study."""
+
+    def __init__(self) -> None:
+        self.components: list[Component] = []
+
+    def add(self, component: Component) -> None:
+        # A component declared twice is one trial, not two.
+        if component not in self.components:
+            self.components.append(component)
+
+    def remove(self, component: Component) -> None:
+        self.components = [
+            c for c in self.components if (c.kind, c.value) != (component.kind, component.value)
+        ]
+
+    def of_kind(self, *kinds: str) -> list[Component]:
+        return [c for c in self.components if c.kind in kinds]
+
+
+class Features:
+    """Dataset features to leave out, one trial each.
+
+    Reach it as ``study.features`` (or ``study.model.features``).
+    """
+
+    def __init__(self, registry: _Registry):
+        self._registry = registry
+
+    def include(self, *features: Union[str, Iterable[str]]) -> None:
+        """Adds one trial per feature; lists are unpacked.
+
+        Example:
+            >>> study.features.include("fare", ["sibsp", "parch"])  # doctest: +SKIP
+        """
+        for feature in _flatten(features):
+            if not isinstance(feature, str) or not feature:
+                raise TypeError(
+                    f"features.include takes feature names (non-empty str) or lists of them, "
+                    f"got {feature!r} of type {type(feature).__name__}"
+                )
+            self._registry.add(Component("feature", feature))
+
+    def exclude(self, *features: Union[str, Iterable[str]]) -> None:
+        """Removes features included earlier (names match case-insensitively)."""
+        for feature in _flatten(features):
+            if not isinstance(feature, str):
+                raise TypeError(f"features.exclude takes feature names (str), got {feature!r}")
+            for c in self._registry.of_kind("feature"):
+                if c.value.lower() == feature.lower():
+                    self._registry.remove(c)
+
+    def list_all(self) -> list[str]:
+        """The included features, in declaration order."""
+        return [c.value for c in self._registry.of_kind("feature")]
+
+    def __repr__(self) -> str:
+        return f"Features({self.list_all()})"
+
+
+class Layers:
+    """Model layers to leave out: single layers, groups, or every module under a prefix.
+
+    Identifiers are ints (positions in the flattened ``nn.Sequential``) or strs (names from
+    ``model.named_modules()``).
+    """
+
+    def __init__(self, registry: _Registry):
+        self._registry = registry
+
+    def include(self, *layers: Union[LayerId, Iterable[LayerId]], infer_activation: bool = False) -> None:
+        """Adds one trial per layer; lists are unpacked into single layers.
+
+        Args:
+            *layers: positions or module names.
+            infer_activation: also remove the activation that follows each layer.
+
+        Example:
+            >>> study.model.layers.include(2, 4)                 # doctest: +SKIP
+            >>> study.model.layers.include("encoder.layers.1")   # doctest: +SKIP
+        """
+        for layer in _flatten(layers):
+            self._registry.add(Component("layer", _check_layer_id(layer, "layers.include"), infer_activation))
+
+    def include_groups(
+        self,
+        *groups: Iterable[LayerId],
+        prefix: Optional[str] = None,
+        infer_activation: bool = False,
+    ) -> None:
+        """Adds one trial per group, each removing all of the group's layers together.
+
+        Args:
+            *groups: lists (or tuples) of positions or module names.
+            prefix: one trial removing every module whose name starts with this prefix.
+            infer_activation: also remove the activation that follows each layer.
+
+        Example:
+            >>> study.model.layers.include_groups([2, 3], [4, 5])           # doctest: +SKIP
+            >>> study.model.layers.include_groups(prefix="encoder.layers")  # doctest: +SKIP
+        """
+        for group in groups:
+            if isinstance(group, (str, int)) or not isinstance(group, (list, tuple, set)):
+                raise TypeError(
+                    "layers.include_groups takes lists of layer positions or names, one list "
+                    f"per trial (e.g. include_groups([2, 3], [4, 5])), got {group!r}"
+                )
+            members = tuple(_check_layer_id(v, "layers.include_groups") for v in group)
+            if len(members) < 2:
+                raise ValueError(
+                    f"layers.include_groups: a group needs at least two layers, got {list(group)!r}; "
+                    "use layers.include() for single layers"
+                )
+            self._registry.add(Component("group", members, infer_activation))
+        if prefix is not None:
+            if not isinstance(prefix, str) or not prefix:
+                raise TypeError(f"layers.include_groups: prefix must be a non-empty str, got {prefix!r}")
+            self._registry.add(Component("prefix", prefix, infer_activation))
+
+    def exclude(self, *layers: Union[LayerId, Iterable[LayerId]], prefix: Optional[str] = None) -> None:
+        """Removes layers (or, given a list, a group; given ``prefix``, a prefix group) included earlier."""
+        for layer in layers:
+            if isinstance(layer, (list, tuple)):
+                self._registry.remove(Component("group", tuple(layer)))
+            else:
+                self._registry.remove(Component("layer", _check_layer_id(layer, "layers.exclude")))
+        if prefix is not None:
+            self._registry.remove(Component("prefix", prefix))
+
+    def list_all(self) -> list:
+        """The included layer components (singles, groups as tuples, prefixes), in order."""
+        return [c.value for c in self._registry.of_kind("layer", "group", "prefix")]
+
+    def __repr__(self) -> str:
+        return f"Layers({self.list_all()})"
+
+
+class Model:
+    """The model side of a study: the base model, custom variants, and layers to remove."""
+
+    def __init__(self, registry: _Registry, features: Features):
+        self._registry = registry
+        self.layers = Layers(registry)
+        self.features = features
+        self.base_model_generator: Optional[Callable[[], Any]] = None
+        self.custom_model_generators: dict[str, Callable[[], Any]] = {}
+
+    def set_base_model_generator(self, generator: Callable[[], Any]) -> None:
+        """Sets the function that builds the full model: ``generator() -> torch.nn.Module``."""
+        if not callable(generator):
+            raise TypeError(
+                f"set_base_model_generator takes a function returning a torch.nn.Module, got {generator!r}"
+            )
+        self.base_model_generator = generator
+
+    def add_custom_model_generator(self, generator: Callable[[], Any], name: str) -> None:
+        """Adds one trial that trains ``generator()`` instead of the base model.
+
+        Args:
+            generator: function returning a ``torch.nn.Module``.
+            name: how the trial is named in results.
+        """
+        if not callable(generator):
+            raise TypeError(f"add_custom_model_generator takes a function, got {generator!r}")
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"add_custom_model_generator: name must be a non-empty str, got {name!r}")
+        self.custom_model_generators[name] = generator
+        self._registry.add(Component("model", name))
+
+
+class AblationStudy:
+    """What to ablate, on which model and dataset.
+
+    Args:
+        training_dataset_name: name of a dataset in the catalog (``maggy.datasets``); not
+            needed when a ``dataset_generator`` is given.
+        training_dataset_version: version of that dataset.
+        label_name: the column to predict; every other column is a feature.
+        dataset_generator: function returning a ``MaggyDataset``; may take ``ablated_feature``.
+
+    Example:
+        >>> study = AblationStudy("titanic_train_dataset", 1, label_name="survived")
+        >>> study.features.include("fare")
+        >>> study.model.layers.include(2, 4)
+    """
+
+    def __init__(
+        self,
+        training_dataset_name: Optional[str] = None,
+        training_dataset_version: int = 1,
+        label_name: Optional[str] = None,
+        dataset_generator: Optional[Callable[..., Any]] = None,
+    ):
+        if training_dataset_name is not None and not isinstance(training_dataset_name, str):
+            raise TypeError(f"training_dataset_name must be a str, got {training_dataset_name!r}")
+        if isinstance(training_dataset_version, bool) or not isinstance(training_dataset_version, int):
+            raise TypeError(f"training_dataset_version must be an int, got {training_dataset_version!r}")
+        if label_name is not None and not isinstance(label_name, str):
+            raise TypeError(f"label_name must be a str, got {label_name!r}")
+        self.name = training_dataset_name
+        self.hops_training_dataset_name = training_dataset_name  # name used by older Maggy code
+        self.version = training_dataset_version
+        self.label_name = label_name
+        self._registry = _Registry()
+        self.features = Features(self._registry)
+        self.model = Model(self._registry, self.features)
+        self.dataset_generator: Optional[Callable[..., Any]] = None
+        if dataset_generator is not None:
+            self.set_dataset_generator(dataset_generator)
+
+    def set_dataset_generator(self, generator: Callable[..., Any]) -> None:
+        """Sets the function that builds the training dataset (a ``MaggyDataset``)."""
+        if not callable(generator):
+            raise TypeError(f"set_dataset_generator takes a function returning a MaggyDataset, got {generator!r}")
+        self.dataset_generator = generator
+
+    @property
+    def components(self) -> list[Component]:
+        """Every declared component, in declaration order."""
+        return list(self._registry.components)
+
+    def __repr__(self) -> str:
+        return (
+            f"AblationStudy(dataset={self.name!r} v{self.version}, label={self.label_name!r}, "
+            f"components={[c.label for c in self.components]})"
+        )

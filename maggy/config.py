@@ -1,0 +1,111 @@
+"""Experiment configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Optional, Union
+
+from maggy.ablation.study import AblationStudy
+
+__all__ = ["AblationConfig"]
+
+DIRECTIONS = ("max", "min")
+
+
+def _check_number(name: str, value: Any, minimum: float, integer: bool = False, allow_none: bool = False):
+    if value is None and allow_none:
+        return
+    kind = "an int" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (not integer and math.isnan(value)) or value < minimum:
+        raise ValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
+
+
+@dataclasses.dataclass
+class AblationConfig:
+    """How an ablation study runs.
+
+    Args:
+        ablation_study: the declared study.
+        ablator: policy name (``"loco"``, alias ``"loco_pytorch"``), class or instance.
+        direction: ``"max"`` or ``"min"``: which way the metric is better.
+        name: experiment name, used for the experiment directory.
+        description: free text stored with the config.
+        optimization_key: the key of the metric when ``train_fn`` returns a dict.
+        hb_interval: seconds between heartbeats when a trial reports nothing new.
+        es_policy: ``"median"`` (the median stopping rule), ``"none"``, or an
+            ``AbstractEarlyStop`` instance.
+        es_interval: consult the early-stopping rule after every ``es_interval``-th step.
+        es_min: finished trials needed before the rule may stop anything.
+        num_executors: parallel trial slots; ``None`` uses what the cluster offers.
+        seed: seed set before each trial's model is built and before ``train_fn`` runs, so
+            base and ablated models start from the same weights; ``None`` disables seeding.
+        max_trial_retries: how often a trial lost with its executor is run again.
+        experiment_dir: where runs are written (``<experiment_dir>/<name>/run_N``).
+        resume: continue the latest run of this experiment, running only trials without
+            a result in its journal.
+        repeats: run every trial this many times with seeds ``seed .. seed + repeats - 1``.
+        hb_timeout: seconds without a heartbeat after which a running trial counts as lost.
+        preflight: build every trial's model on the driver before starting Spark, so
+            impossible ablations fail in seconds.
+        verbose: show the progress bar and print the summary.
+
+    Example:
+        >>> config = AblationConfig(ablation_study=study, direction="min", name="Titanic-LOCO")  # doctest: +SKIP
+    """
+
+    ablation_study: AblationStudy
+    ablator: Any = "loco"
+    direction: str = "max"
+    name: str = "no-name"
+    description: str = ""
+    optimization_key: str = "metric"
+    hb_interval: float = 1.0
+    es_policy: Union[str, Any] = "median"
+    es_interval: int = 1
+    es_min: int = 3
+    num_executors: Optional[int] = None
+    seed: Optional[int] = 0
+    max_trial_retries: int = 2
+    experiment_dir: str = "maggy_experiments"
+    resume: bool = False
+    repeats: int = 1
+    hb_timeout: float = 60.0
+    preflight: bool = True
+    verbose: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.ablation_study, AblationStudy):
+            raise TypeError(
+                f"ablation_study must be a maggy.ablation.AblationStudy, got {type(self.ablation_study).__name__}"
+            )
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be 'min' or 'max', got {self.direction!r}")
+        for field in ("name", "optimization_key", "experiment_dir"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{field} must be a non-empty str, got {value!r}")
+        if any(sep in self.name for sep in "/\\") or self.name in (".", ".."):
+            raise ValueError(f"name is used as a directory name and must not contain '/' or '\\', got {self.name!r}")
+        _check_number("hb_interval", self.hb_interval, 0.001)
+        _check_number("hb_timeout", self.hb_timeout, 0.1)
+        _check_number("es_interval", self.es_interval, 1, integer=True)
+        _check_number("es_min", self.es_min, 1, integer=True)
+        _check_number("num_executors", self.num_executors, 1, integer=True, allow_none=True)
+        _check_number("max_trial_retries", self.max_trial_retries, 0, integer=True)
+        _check_number("repeats", self.repeats, 1, integer=True)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        """The JSON-serialisable part of the config (objects are shown by name)."""
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "ablation_study":
+                continue
+            if not isinstance(value, (str, int, float, bool, type(None))):
+                value = getattr(value, "__name__", type(value).__name__)
+            out[field.name] = value
+        return out

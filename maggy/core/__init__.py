@@ -1,0 +1,1 @@
+"""maggy's runtime: the driver, its executors, and the channel between them."""

@@ -1,0 +1,202 @@
+"""What runs inside each Spark task: a loop that asks the driver for trials and runs them."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import io
+import json
+import math
+import os
+import socket
+import sys
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+import grpc
+
+from maggy.ablation.study import AblationStudy
+from maggy.core.reporter import Reporter, to_float
+from maggy.core.rpc.client import DriverClient, pb
+from maggy.core.trial_builder import build_dataset, build_model
+from maggy.exceptions import EarlyStopException, TrialError
+from maggy.util import _set_current_device, pick_device, set_seed
+
+__all__ = ["ExecutorContext", "run_task", "final_metric", "TRAIN_FN_ARGS"]
+
+#: The parameters a train_fn may take, in any order and any subset.
+TRAIN_FN_ARGS = ("model_function", "dataset_function", "reporter")
+
+
+@dataclasses.dataclass
+class ExecutorContext:
+    """Everything a Spark task needs, shipped with the task's closure.
+
+    Attributes:
+        address: ``host:port`` of the driver's gRPC server.
+        token: the experiment's secret token.
+        study: the ablation study (model and dataset generators).
+        train_fn: the user's training function.
+        optimization_key: key of the metric when train_fn returns a dict.
+        hb_interval: heartbeat interval in seconds.
+        dataframe: the catalog dataset, as a Spark broadcast variable or a pandas frame.
+    """
+
+    address: str
+    token: str
+    study: AblationStudy
+    train_fn: Callable
+    optimization_key: str = "metric"
+    hb_interval: float = 1.0
+    dataframe: Any = None
+
+    def load_dataframe(self):
+        """The catalog dataset (unwrapping a Spark broadcast variable)."""
+        return getattr(self.dataframe, "value", self.dataframe)
+
+
+def final_metric(value: Any, optimization_key: str) -> float:
+    """The final metric from what ``train_fn`` returned.
+
+    Raises:
+        TrialError: ``None``, a string, NaN, or a dict without ``optimization_key``.
+    """
+    if isinstance(value, dict):
+        if optimization_key not in value:
+            raise TrialError(
+                f"train_fn returned a dict without the optimization key {optimization_key!r} "
+                f"(keys: {sorted(map(str, value))}); set optimization_key= in the config or add the key"
+            )
+        value = value[optimization_key]
+    if value is None:
+        raise TrialError("train_fn returned None; return the final metric (a number) or a dict holding it")
+    try:
+        metric = to_float(value, "train_fn's return value")
+    except TypeError as e:
+        raise TrialError(str(e)) from None
+    if math.isnan(metric):
+        raise TrialError("train_fn returned NaN as its final metric")
+    return metric
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that hands each complete line to ``sink`` (captures print output)."""
+
+    def __init__(self, sink: Callable[[str], None]):
+        self._sink = sink
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._sink(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._sink(self._buffer)
+            self._buffer = ""
+
+
+def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter, device: str) -> float:
+    dataset_cache = []
+
+    def dataset_function():
+        if not dataset_cache:
+            dataset_cache.append(build_dataset(ctx.study, spec, ctx.load_dataframe()))
+        return dataset_cache[0]
+
+    def model_function():
+        return build_model(ctx.study, spec, dataset_function(), log=lambda line: reporter.log(line, jupyter=False))
+
+    available = {"model_function": model_function, "dataset_function": dataset_function, "reporter": reporter}
+    params = inspect.signature(ctx.train_fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = available
+    else:
+        kwargs = {name: available[name] for name in params if name in available}
+    set_seed(spec.get("seed"))
+    return final_metric(ctx.train_fn(**kwargs), ctx.optimization_key)
+
+
+def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, trial: "pb.Trial", device: str) -> "pb.TrialResult":
+    """Runs one trial and returns its result message (failures are data, not exceptions)."""
+    spec = json.loads(trial.spec_json)
+
+    def send(seq, metrics, logs):
+        return client.heartbeat(executor_id, trial.trial_id, trial.attempt, seq, metrics, logs)
+
+    reporter = Reporter(send, ctx.hb_interval, trial.trial_id).start()
+    result = pb.TrialResult(trial_id=trial.trial_id, attempt=trial.attempt)
+    start = time.perf_counter()
+    # print() inside train_fn goes to the trial's log instead of the executor's console.
+    out = _LineWriter(lambda line: reporter.log(line, jupyter=False))
+    try:
+        with contextlib.redirect_stdout(out):
+            result.metric = _call_train_fn(ctx, spec, reporter, device)
+        result.has_metric = True
+        result.status = "finished"
+    except EarlyStopException:
+        result.status = "early_stopped"
+        if reporter.last_metric is not None:
+            result.metric, result.has_metric = reporter.last_metric, True
+    except TrialError as e:
+        result.status, result.error = "failed", str(e)
+    except Exception:  # the user's code failed: the trial fails, the experiment goes on
+        result.status, result.error = "failed", traceback.format_exc()
+    finally:
+        out.flush()
+    result.duration_s = time.perf_counter() - start
+    metrics, logs = reporter.close()
+    result.metrics.extend(pb.Metric(step=s, value=v) for s, v in metrics)
+    result.logs.extend(pb.LogLine(text=t, echo=e) for t, e in logs)
+    return result
+
+
+def run_task(ctx: ExecutorContext) -> Callable:
+    """The function Spark runs for each trial-slot partition.
+
+    The task registers with the driver, then loops: hand in the last result and get the
+    next trial in one round trip, run it, until the driver answers ``done``.
+    """
+
+    def task(_partition) -> None:
+        from pyspark import TaskContext
+
+        task_ctx = TaskContext.get()
+        partition = task_ctx.partitionId() if task_ctx else 0
+        attempt = task_ctx.attemptNumber() if task_ctx else 0
+        gpus = []
+        if task_ctx is not None:
+            resource = task_ctx.resources().get("gpu")
+            gpus = list(resource.addresses) if resource is not None else []
+        device = pick_device(gpus, partition)
+        _set_current_device(device)
+        with DriverClient(ctx.address, ctx.token) as client:
+            executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
+            result = None
+            while True:
+                try:
+                    reply = client.next(executor_id, result)
+                except grpc.RpcError as e:
+                    if result is not None and e.code() in (
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        grpc.StatusCode.NOT_FOUND,
+                    ):
+                        # The driver no longer wants this result (the trial was re-run
+                        # elsewhere); ask for work without it.
+                        result = None
+                        continue
+                    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                        return  # the driver has finished or gone away
+                    raise
+                if reply.WhichOneof("reply") != "trial":
+                    return
+                result = run_trial(ctx, client, executor_id, reply.trial, device)
+                sys.stdout.flush()
+
+    return task

@@ -1,0 +1,91 @@
+"""The executor's side of the channel: one small method per RPC."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import grpc
+
+from maggy.core.rpc.generated import maggy_pb2, maggy_pb2_grpc
+from maggy.core.rpc.server import MAX_MESSAGE_BYTES, TOKEN_METADATA_KEY
+
+__all__ = ["DriverClient", "pb"]
+
+#: The generated message module, for code that builds messages.
+pb = maggy_pb2
+
+
+class DriverClient:
+    """Talks to the driver's gRPC server.
+
+    Args:
+        address: ``host:port`` of the driver's server.
+        token: the experiment's secret token.
+        timeout: seconds a short call (register, heartbeat) may take before it fails.
+
+    Example:
+        >>> client = DriverClient("127.0.0.1:50051", token)  # doctest: +SKIP
+        >>> executor_id = client.register(partition_id=0, task_attempt=0, host="h", pid=1)
+    """
+
+    def __init__(self, address: str, token: str, timeout: float = 30.0):
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = maggy_pb2_grpc.DriverStub(self._channel)
+        self._metadata = ((TOKEN_METADATA_KEY, token),)
+        self._timeout = timeout
+
+    def register(self, partition_id: int, task_attempt: int, host: str, pid: int) -> str:
+        """Announces an executor task; returns the executor id to use in later calls."""
+        request = pb.RegisterRequest(
+            partition_id=partition_id, task_attempt=task_attempt, host=host, pid=pid
+        )
+        reply = self._stub.Register(request, metadata=self._metadata, timeout=self._timeout)
+        return reply.executor_id
+
+    def next(self, executor_id: str, result: "pb.TrialResult | None" = None) -> "pb.NextReply":
+        """Hands in the last trial's result (if any) and waits for the next trial.
+
+        Has no deadline: the driver holds the call while every pending trial is taken but
+        some may still come back, and answers ``done`` when the experiment is over.
+        """
+        request = pb.NextRequest(executor_id=executor_id)
+        if result is not None:
+            request.result.CopyFrom(result)
+        return self._stub.Next(request, metadata=self._metadata, wait_for_ready=True)
+
+    def heartbeat(
+        self,
+        executor_id: str,
+        trial_id: str,
+        attempt: int,
+        seq: int,
+        metrics: Sequence[tuple[int, float]] = (),
+        logs: Iterable[tuple[str, bool]] = (),
+    ) -> bool:
+        """Sends the metrics and ``(line, echo)`` log lines since the last heartbeat; returns the stop flag."""
+        request = pb.HeartbeatRequest(
+            executor_id=executor_id,
+            trial_id=trial_id,
+            attempt=attempt,
+            seq=seq,
+            metrics=[pb.Metric(step=step, value=value) for step, value in metrics],
+            logs=[pb.LogLine(text=text, echo=echo) for text, echo in logs],
+        )
+        reply = self._stub.Heartbeat(request, metadata=self._metadata, timeout=self._timeout)
+        return reply.stop
+
+    def close(self) -> None:
+        """Closes the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> "DriverClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,151 @@
+"""Finding or starting the Spark session trials run on, and sizing the job."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Optional
+
+__all__ = ["check_java", "get_session", "decide_slots", "driver_hosts", "MIN_JAVA"]
+
+logger = logging.getLogger(__name__)
+
+MIN_JAVA = 17
+
+#: Where the embedded session's JVM writes its console output (set when maggy starts one).
+spark_log: Optional[str] = None
+_LOG4J = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+
+
+def _java_binary() -> Optional[str]:
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.exists(os.path.join(home, "bin", "java")):
+        return os.path.join(home, "bin", "java")
+    return shutil.which("java")
+
+
+def check_java() -> int:
+    """Checks that Java 17+ is installed (Spark needs it); returns the major version.
+
+    Raises:
+        RuntimeError: no Java, or an older one; the message says how to fix it.
+    """
+    java = _java_binary()
+    if java is None:
+        raise RuntimeError(
+            f"maggy runs trials on Apache Spark, which needs Java {MIN_JAVA} or newer, and no `java` "
+            "was found (neither $JAVA_HOME/bin/java nor on PATH). Install a JDK, e.g. "
+            "`apt-get install openjdk-17-jre-headless`, or set JAVA_HOME."
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        raise RuntimeError(f"could not read the Java version from `{java} -version`: {out.stderr.strip()!r}")
+    major = int(match.group(1))
+    if major == 1 and match.group(2):  # "1.8" style
+        major = int(match.group(2))
+    if major < MIN_JAVA:
+        raise RuntimeError(
+            f"Spark needs Java {MIN_JAVA} or newer; {java} is Java {major}. "
+            "Install a newer JDK and point JAVA_HOME at it."
+        )
+    return major
+
+
+def decide_slots(requested: Optional[int], available: int, num_trials: int) -> int:
+    """How many trial slots (Spark tasks) to run.
+
+    Args:
+        requested: ``num_executors`` from the config, or ``None`` for "what the cluster offers".
+        available: parallel tasks the cluster offers (``defaultParallelism``).
+        num_trials: trials to run; more slots than trials would idle.
+
+    Example:
+        >>> decide_slots(None, 8, 3)
+        3
+    """
+    slots = requested if requested is not None else max(1, available)
+    if slots > num_trials:
+        if requested is not None:
+            logger.warning("num_executors=%d but only %d trials: using %d slots", requested, num_trials, num_trials)
+        slots = num_trials
+    if requested is not None and requested > available:
+        logger.warning(
+            "num_executors=%d exceeds the %d task slots Spark reports; trials will queue for slots",
+            requested, available,
+        )
+    return max(1, slots)
+
+
+def get_session(slots: Optional[int], task_retries: int):
+    """The active SparkSession, or a new embedded ``local[N, F]`` one.
+
+    The embedded session runs executors on this very Python interpreter (so they can import
+    torch and maggy), lets Spark retry a task whose Python worker died (F = retries + 1), and
+    logs errors only, to the file named by :data:`spark_log`.
+
+    Args:
+        slots: N, parallel tasks of the embedded session (``None``: one per CPU core).
+        task_retries: how often Spark may retry a failed task.
+
+    Returns:
+        ``(spark, started)``: the session and whether this call started it.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    check_java()
+    # Executors must run the driver's interpreter, or they cannot import torch.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if package_root not in paths:
+        # maggy may be used from a source checkout that executors could not otherwise import.
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths + [package_root])
+    n = slots or os.cpu_count() or 1
+    java_opts = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
+    conf = (
+        SparkConf()
+        .setMaster(f"local[{n},{task_retries + 1}]")
+        .setAppName("maggy")
+        .set("spark.ui.enabled", "false")
+        .set("spark.ui.showConsoleProgress", "false")
+        .set("spark.driver.extraJavaOptions", java_opts)
+        .set("spark.executor.extraJavaOptions", java_opts)
+        .set("spark.python.worker.reuse", "true")
+    )
+    # The JVM's own console output (JDK notices, Spark start-up lines, and the executors'
+    # stray stderr) goes to a log file instead of the user's notebook or terminal.
+    global spark_log
+    spark_log = os.path.join(tempfile.gettempdir(), f"maggy-spark-{os.getpid()}.log")
+    with open(spark_log, "ab") as log:
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+    SparkContext(conf=conf, gateway=gateway)
+    spark = SparkSession.builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark, True
+
+
+def driver_hosts(spark) -> tuple[str, str]:
+    """``(bind, advertise)``: where the gRPC server listens and the address executors use.
+
+    Local masters keep everything on the loopback; on a cluster the server listens on all
+    interfaces and executors reach it at ``spark.driver.host``.
+    """
+    conf = spark.sparkContext.getConf()
+    master = conf.get("spark.master", "local")
+    if master.startswith("local"):
+        return "127.0.0.1", "127.0.0.1"
+    host = conf.get("spark.driver.host", None) or "127.0.0.1"
+    bind = "127.0.0.1" if host.startswith("127.") or host == "localhost" else "0.0.0.0"
+    return bind, host

@@ -1,0 +1,143 @@
+"""Checks run by ``lagom()`` before any Spark job starts, so bad input costs no cluster time."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Callable, Optional
+
+from maggy.ablation.study import AblationStudy
+from maggy.core.executor import TRAIN_FN_ARGS
+from maggy.core.trial_builder import build_dataset, build_model
+from maggy.exceptions import AblationError
+from maggy.trial import describe
+
+__all__ = ["check_train_fn", "check_study", "check_picklable", "preflight"]
+
+
+def check_train_fn(train_fn: Any) -> list[str]:
+    """Checks the train_fn's signature; returns the maggy arguments it takes.
+
+    Raises:
+        TypeError: not callable, or it has a required parameter maggy cannot supply.
+    """
+    if train_fn is None:
+        raise TypeError("lagom() needs train_fn=, the function that trains one trial")
+    if not callable(train_fn):
+        raise TypeError(f"train_fn must be a function, got {type(train_fn).__name__}: {train_fn!r}")
+    try:
+        params = inspect.signature(train_fn).parameters
+    except (TypeError, ValueError):
+        return list(TRAIN_FN_ARGS)
+    unknown = [
+        name for name, p in params.items()
+        if name not in TRAIN_FN_ARGS
+        and p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_ONLY)
+    ]
+    if unknown:
+        raise TypeError(
+            f"train_fn has parameter(s) {unknown} that maggy cannot supply; it may take any of "
+            f"{list(TRAIN_FN_ARGS)} (in any order), or give the others default values"
+        )
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return list(TRAIN_FN_ARGS)
+    return [name for name in params if name in TRAIN_FN_ARGS]
+
+
+def check_study(study: AblationStudy, train_args: list[str], dataframe: Any = None) -> None:
+    """Checks that the study is complete and its features exist in the catalog dataset.
+
+    Raises:
+        ValueError: a missing generator, label or feature; the message says what to do.
+    """
+    components = study.components
+    needs_model = "model_function" in train_args or any(c.kind in ("layer", "group", "prefix") for c in components)
+    if needs_model and study.model.base_model_generator is None:
+        raise ValueError(
+            "the study has no base model: call study.model.set_base_model_generator(make_model) "
+            "with a function returning the full torch.nn.Module"
+        )
+    features = [c.value for c in components if c.kind == "feature"]
+    if study.dataset_generator is None and study.name is None and (features or "dataset_function" in train_args):
+        raise ValueError(
+            "the study has no dataset: name a catalog dataset in AblationStudy(name, version, "
+            "label_name=...) or call study.set_dataset_generator(make_dataset)"
+        )
+    if dataframe is None:
+        return
+    columns = [str(c) for c in dataframe.columns]
+    lowered = [c.lower() for c in columns]
+    if not study.label_name:
+        raise ValueError(f"AblationStudy needs label_name= (the column to predict); columns: {columns}")
+    if study.label_name.lower() not in lowered:
+        raise ValueError(f"label {study.label_name!r} is not a column of dataset {study.name!r} v{study.version}; columns: {columns}")
+    for feature in features:
+        if feature.lower() not in lowered or feature.lower() == study.label_name.lower():
+            close = difflib.get_close_matches(feature, columns, n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(
+                f"feature {feature!r} is not a feature of dataset {study.name!r} v{study.version}{hint} "
+                f"features: {[c for c in columns if c.lower() != study.label_name.lower()]}"
+            )
+
+
+def check_picklable(objects: dict[str, Any]) -> None:
+    """Checks that Spark can ship each object to the executors.
+
+    Args:
+        objects: ``{description: object}``, e.g. ``{"train_fn": train}``.
+
+    Raises:
+        TypeError: naming the object that cannot be serialised and why.
+    """
+    from pyspark import cloudpickle
+
+    for what, obj in objects.items():
+        if obj is None:
+            continue
+        try:
+            cloudpickle.dumps(obj)
+        except Exception as e:
+            raise TypeError(
+                f"{what} ({getattr(obj, '__qualname__', obj)!r}) cannot be sent to the Spark executors: "
+                f"{type(e).__name__}: {e}. Create unpicklable things (open files, locks, sessions, "
+                "clients) inside the function instead of capturing them"
+            ) from e
+
+
+def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, log: Optional[Callable[[str], None]] = None) -> None:
+    """Builds every trial's dataset and model once, through the same code the executors use.
+
+    Impossible ablations (an index out of range, an unknown name, a shape that cannot be
+    repaired) are collected across all trials and raised together.
+
+    Raises:
+        AblationError: one message listing every invalid trial.
+    """
+    if study.model.base_model_generator is None and not study.model.custom_model_generators:
+        return
+    problems: list[str] = []
+    datasets: dict[Any, Any] = {}
+    for spec in specs:
+        if spec.get("repeat"):
+            continue  # repeats build the same thing
+        if spec.get("custom_model") is None and study.model.base_model_generator is None:
+            continue
+        feature = spec.get("ablated_feature")
+        try:
+            if study.dataset_generator is not None or dataframe is not None:
+                if feature not in datasets:
+                    datasets[feature] = build_dataset(study, spec, dataframe)
+                dataset = datasets[feature]
+            else:
+                dataset = None
+            build_model(study, spec, dataset, log=log)
+        except AblationError as e:
+            problems.append(str(e))
+        except Exception as e:
+            problems.append(f"trial {spec['trial_id']} ({describe(spec)}): {type(e).__name__}: {e}")
+    if problems:
+        raise AblationError(
+            f"{len(problems)} of {len(specs)} trials cannot run; nothing was started:\n  - " + "\n  - ".join(problems)
+        )

@@ -1,0 +1,191 @@
+"""``lagom()``: run an ablation study on Spark and return what each component is worth."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import Any, Callable, Optional
+
+from maggy import results as _results
+from maggy.ablation.ablator import ABLATORS, AbstractAblator
+from maggy.config import AblationConfig
+from maggy.core.driver import Driver
+from maggy.core.journal import read_journal
+from maggy.core.progress import Progress
+from maggy.core.scheduler import TrialScheduler
+from maggy.core.spark import decide_slots, get_session
+from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
+from maggy.earlystop import make_policy
+
+__all__ = ["lagom"]
+
+
+def lagom(
+    train_fn: Optional[Callable] = None,
+    config: Optional[AblationConfig] = None,
+    *,
+    experiment_type: str = "ablation",
+    map_fun: Optional[Callable] = None,
+    spark: Any = None,
+    **kwargs: Any,
+) -> dict:
+    """Runs an ablation study and returns its result.
+
+    *lagom* is Swedish for "just the right amount".
+
+    Args:
+        train_fn: trains one trial. It may take any of ``model_function``,
+            ``dataset_function`` and ``reporter``, and returns the final metric (a number,
+            a one-element tensor, or a dict holding ``optimization_key``).
+        config: an :class:`~maggy.config.AblationConfig`; or pass its fields as keywords
+            (``ablation_study=``, ``ablator=``, ``name=``, ``direction=``, ...).
+        experiment_type: ``"ablation"`` (the only type this version runs).
+        map_fun: alias of ``train_fn`` (the name older Maggy code used).
+        spark: the SparkSession to use; by default the active one, else an embedded
+            ``local[N]`` session.
+        **kwargs: ``AblationConfig`` fields, when ``config`` is not given.
+
+    Returns:
+        A dict with ``best_config``, ``best_val``, ``worst_config``, ``worst_val``, ``avg``,
+        ``num_trials``, ``early_stopped``, ``failed``, ``duration``, ``trials`` (a pandas
+        DataFrame, one row per trial), ``components`` and ``run_dir``.
+
+    Raises:
+        TypeError, ValueError, AblationError: bad input, before any Spark job starts.
+
+    Example:
+        >>> result = experiment.lagom(train_fn=train, experiment_type="ablation",
+        ...                           ablation_study=study, ablator="loco",
+        ...                           name="Titanic-LOCO", direction="min")  # doctest: +SKIP
+    """
+    started = time.time()
+    if train_fn is not None and map_fun is not None:
+        raise TypeError("pass train_fn= or map_fun= (an alias), not both")
+    train_fn = train_fn if train_fn is not None else map_fun
+    if isinstance(train_fn, AblationConfig) and config is None:
+        train_fn, config = None, train_fn
+    if experiment_type != "ablation":
+        raise ValueError(f"experiment_type must be 'ablation', got {experiment_type!r}")
+    config = _make_config(config, kwargs)
+    train_args = check_train_fn(train_fn)
+    study = config.ablation_study
+    ablator = _make_ablator(config)
+
+    dataframe = None
+    if study.dataset_generator is None and study.name is not None:
+        from maggy import datasets
+
+        dataframe = datasets.load(study.name, study.version)
+    check_study(study, train_args, dataframe)
+    check_picklable(
+        {
+            "train_fn": train_fn,
+            "the base model generator": study.model.base_model_generator,
+            "the dataset generator": study.dataset_generator,
+            **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
+        }
+    )
+    policy = make_policy(config.es_policy, config.es_min)
+    ablator.initialize()
+    specs = []
+    while (spec := ablator.get_trial()) is not None:
+        specs.append(spec)
+    if config.preflight:
+        preflight(study, specs, dataframe)
+
+    run_dir, earlier = _prepare_run_dir(config, specs)
+    todo = [s for s in specs if s["trial_id"] not in {r["trial_id"] for r in earlier}]
+    if config.verbose:
+        resumed = f", {len(earlier)} already done in {run_dir}" if earlier else ""
+        print(f"maggy: experiment {config.name!r}: {len(specs)} trials{resumed}")
+
+    records = list(earlier)
+    if todo:
+        if spark is None:
+            spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), config.max_trial_retries)
+        slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
+        scheduler = TrialScheduler(
+            todo,
+            policy=policy,
+            direction=config.direction,
+            es_interval=config.es_interval,
+            max_trial_retries=config.max_trial_retries,
+            finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] != "failed"],
+        )
+        progress = Progress(len(specs), config.direction, enabled=config.verbose, done=len(earlier))
+        tensorboard = os.path.join(run_dir, "tensorboard")
+        driver = Driver(
+            scheduler,
+            run_dir,
+            train_fn,
+            study,
+            optimization_key=config.optimization_key,
+            hb_interval=config.hb_interval,
+            hb_timeout=config.hb_timeout,
+            dataframe=dataframe,
+            progress=progress,
+            on_record=lambda record: _results.write_tensorboard(record, tensorboard),
+        )
+        records += driver.run(spark, slots)
+
+    ablator.finalize_experiment(records)
+    result = _results.build_result(records, config.direction, time.time() - started)
+    result["run_dir"] = run_dir
+    _results.save_result(result, os.path.join(run_dir, "result.json"))
+    plot = _results.plot_effects(result, os.path.join(run_dir, "effects.png"))
+    if config.verbose:
+        print(_results.format_summary(result, title="LOCO"))
+        print(f"maggy: results in {run_dir}")
+        _results.show_plot(plot)
+    return result
+
+
+def _make_config(config: Optional[AblationConfig], kwargs: dict) -> AblationConfig:
+    if config is not None:
+        if kwargs:
+            raise TypeError(f"pass either an AblationConfig or its fields as keywords, not both (got {sorted(kwargs)})")
+        if not isinstance(config, AblationConfig):
+            raise TypeError(f"config must be a maggy.config.AblationConfig, got {type(config).__name__}")
+        return config
+    if "ablation_study" not in kwargs:
+        raise TypeError("lagom() needs ablation_study= (or an AblationConfig as its second argument)")
+    fields = set(AblationConfig.__dataclass_fields__)
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise TypeError(f"lagom() got unknown argument(s) {unknown}; accepted: {sorted(fields)}")
+    return AblationConfig(**kwargs)
+
+
+def _make_ablator(config: AblationConfig) -> AbstractAblator:
+    ablator = config.ablator
+    if isinstance(ablator, str):
+        if ablator.lower() not in ABLATORS:
+            raise ValueError(f"unknown ablator {ablator!r}; accepted: {sorted(ABLATORS)}, an AbstractAblator subclass or instance")
+        ablator = ABLATORS[ablator.lower()]
+    if isinstance(ablator, type) and issubclass(ablator, AbstractAblator):
+        return ablator(config.ablation_study, repeats=config.repeats, seed=config.seed)
+    if isinstance(ablator, AbstractAblator):
+        return ablator
+    raise ValueError(f"ablator must be a name in {sorted(ABLATORS)}, an AbstractAblator subclass or instance, got {ablator!r}")
+
+
+def _prepare_run_dir(config: AblationConfig, specs: list[dict]) -> tuple[str, list[dict]]:
+    """The run directory (a new ``run_N``, or the latest one when resuming) and its earlier records."""
+    base = os.path.join(os.path.abspath(config.experiment_dir), config.name)
+    os.makedirs(base, exist_ok=True)
+    runs = sorted(int(m.group(1)) for d in os.listdir(base) if (m := re.fullmatch(r"run_(\d+)", d)))
+    earlier: list[dict] = []
+    if config.resume and runs:
+        run_dir = os.path.join(base, f"run_{runs[-1]}")
+        known = {s["trial_id"] for s in specs}
+        journal = os.path.join(run_dir, "trials.jsonl")
+        if os.path.exists(journal):
+            earlier = [r for r in read_journal(journal) if r.get("trial_id") in known]
+    else:
+        run_dir = os.path.join(base, f"run_{(runs[-1] + 1) if runs else 1}")
+        os.makedirs(run_dir)
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump({**config.to_dict(), "study": repr(config.ablation_study), "trials": specs}, f, indent=2, default=str)
+    return run_dir, earlier

@@ -1,0 +1,70 @@
+"""Helpers a train_fn may use: the trial's device, and seeding."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Optional
+
+__all__ = ["get_device", "set_seed", "pick_device"]
+
+_current_device = None
+
+
+def pick_device(gpu_addresses: Optional[list] = None, slot: int = 0) -> str:
+    """The device a trial slot should use.
+
+    The GPU Spark assigned to the task (``TaskContext.resources()["gpu"]``) if any, else
+    round-robin over the local CUDA devices by slot, else the CPU.
+
+    Args:
+        gpu_addresses: the addresses Spark assigned to the task, e.g. ``["1"]``.
+        slot: the task's partition (trial slot) number.
+
+    Example:
+        >>> pick_device([], 0) in ("cpu", "cuda:0")
+        True
+    """
+    if gpu_addresses:
+        return f"cuda:{gpu_addresses[0]}"
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return f"cuda:{slot % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def _set_current_device(device: Optional[str]) -> None:
+    global _current_device
+    _current_device = device
+
+
+def get_device():
+    """The ``torch.device`` the current trial runs on.
+
+    Inside a trial this is the device maggy chose for the task (see :func:`pick_device`);
+    outside one, the first CUDA device if there is one, else the CPU.
+
+    Example:
+        >>> def train(model_function, dataset_function):
+        ...     device = maggy.util.get_device()
+        ...     model = model_function().to(device)
+    """
+    import torch
+
+    if _current_device is not None:
+        return torch.device(_current_device)
+    return torch.device(pick_device(None, 0))
+
+
+def set_seed(seed: Optional[int]) -> None:
+    """Seeds ``random``, numpy and torch (CPU and CUDA); ``None`` does nothing."""
+    if seed is None:
+        return
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
