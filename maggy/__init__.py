@@ -1,28 +1,30 @@
 """maggy: ablation studies for PyTorch, run on Apache Spark.
 
 Example:
-    >>> import warnings
-
-# PySpark warns on every pandas conversion when pandas >= 3 is installed; maggy's own
-# conversions are tested with pandas 3, so the warning is noise to a maggy user.
-warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-
-from maggy import experiment  # noqa: E402
+    >>> from maggy import experiment
     >>> from maggy.ablation import AblationStudy
-    >>> study = AblationStudy("titanic_train_dataset", 1, label_name="survived")  # doctest: +SKIP
+    >>> study = AblationStudy("titanic_train_dataset", 1, label_name="survived")
     >>> result = experiment.lagom(train_fn=train, ablation_study=study, direction="min")  # doctest: +SKIP
 """
 
+import importlib
 import warnings
+
+from maggy.config import AblationConfig
+from maggy.exceptions import AblationError, EarlyStopException, MaggyError
 
 # PySpark warns on every pandas conversion when pandas >= 3 is installed; maggy's own
 # conversions are tested with pandas 3, so the warning is noise to a maggy user.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-
-from maggy import experiment  # noqa: E402
-from maggy.config import AblationConfig  # noqa: E402
-from maggy.exceptions import AblationError, EarlyStopException, MaggyError  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["experiment", "AblationConfig", "AblationError", "EarlyStopException", "MaggyError", "__version__"]
+
+
+def __getattr__(name):
+    # lagom() pulls in Spark and gRPC; import it on first use so `python -m maggy report`
+    # and the declaration API start fast.
+    if name == "experiment":
+        return importlib.import_module("maggy.experiment")
+    raise AttributeError(f"module 'maggy' has no attribute {name!r}")

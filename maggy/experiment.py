@@ -96,6 +96,7 @@ def lagom(
         preflight(study, specs, dataframe)
 
     run_dir, earlier = _prepare_run_dir(config, specs)
+    _write_config(run_dir, config, specs, start_time=started)
     todo = [s for s in specs if s["trial_id"] not in {r["trial_id"] for r in earlier}]
     if config.verbose:
         resumed = f", {len(earlier)} already done in {run_dir}" if earlier else ""
@@ -112,7 +113,7 @@ def lagom(
             direction=config.direction,
             es_interval=config.es_interval,
             max_trial_retries=config.max_trial_retries,
-            finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] != "failed"],
+            finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == "finished"],
         )
         progress = Progress(len(specs), config.direction, enabled=config.verbose, done=len(earlier))
         tensorboard = os.path.join(run_dir, "tensorboard")
@@ -131,6 +132,7 @@ def lagom(
         records += driver.run(spark, slots)
 
     ablator.finalize_experiment(records)
+    _write_config(run_dir, config, specs, start_time=started, end_time=time.time())
     result = _results.build_result(records, config.direction, time.time() - started)
     result["run_dir"] = run_dir
     _results.save_result(result, os.path.join(run_dir, "result.json"))
@@ -186,6 +188,11 @@ def _prepare_run_dir(config: AblationConfig, specs: list[dict]) -> tuple[str, li
     else:
         run_dir = os.path.join(base, f"run_{(runs[-1] + 1) if runs else 1}")
         os.makedirs(run_dir)
-    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump({**config.to_dict(), "study": repr(config.ablation_study), "trials": specs}, f, indent=2, default=str)
     return run_dir, earlier
+
+
+def _write_config(run_dir: str, config: AblationConfig, specs: list[dict], **times: float) -> None:
+    """Writes config.json: the config, the trial specs and the run's start (and end) time."""
+    content = {**config.to_dict(), "study": repr(config.ablation_study), **times, "trials": specs}
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2, default=str)

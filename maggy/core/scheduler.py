@@ -275,7 +275,7 @@ class TrialScheduler:
             attempts=self._attempts[trial_id],
         )
         self._done[trial_id] = record
-        if status != "failed":
+        if status == "finished":  # the median rule compares with trials that ran their course
             self._finished_histories.append([v for _, v in record["history"]])
         self.events.put(("ended", record))
         self._cond.notify_all()

@@ -101,6 +101,10 @@ def get_session(slots: Optional[int], task_retries: int):
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
+    if active is None and SparkContext._active_spark_context is not None:
+        # A session started on another thread is not "active" on this one, but it is the
+        # user's cluster all the same.
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
         return active, False
     check_java()
