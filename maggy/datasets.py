@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from maggy.util import to_pandas
+
 __all__ = ["register", "load", "path_of", "catalog_root"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -87,7 +89,7 @@ def load(name: str, version: int, root: Optional[str] = None) -> pd.DataFrame:
     if _is_remote(path):
         from pyspark.sql import SparkSession
 
-        return SparkSession.builder.getOrCreate().read.parquet(path).toPandas()
+        return to_pandas(SparkSession.builder.getOrCreate().read.parquet(path))
     if not os.path.isdir(path):
         root_dir = root or catalog_root()
         known = []

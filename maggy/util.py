@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Optional
+import warnings
+from typing import Any, Optional
 
-__all__ = ["get_device", "set_seed", "pick_device"]
+__all__ = ["get_device", "set_seed", "pick_device", "to_pandas"]
 
 _current_device = None
 
@@ -68,3 +69,17 @@ def set_seed(seed: Optional[int]) -> None:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def to_pandas(df: Any):
+    """A Spark DataFrame as pandas (a pandas DataFrame is returned as is).
+
+    PySpark's conversion warns about pandas deprecations it has not caught up with; those
+    say nothing about the user's data, so they are silenced here.
+    """
+    if not hasattr(df, "toPandas"):
+        return df
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The copy keyword is deprecated")
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        return df.toPandas()

@@ -6,7 +6,10 @@ import abc
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from torch.utils.data import Dataset
+
+from maggy.util import to_pandas
 
 __all__ = ["MaggyDataset", "PandasDataset"]
 
@@ -68,8 +71,7 @@ class PandasDataset(MaggyDataset):
     """
 
     def __init__(self, df: Any, label_name: str, label_first: bool = True, dtype: Any = np.float32):
-        if hasattr(df, "toPandas"):
-            df = df.toPandas()
+        df = to_pandas(df)
         if not hasattr(df, "columns"):
             raise TypeError(f"PandasDataset takes a pandas or Spark DataFrame, got {type(df).__name__}")
         columns = [str(c) for c in df.columns]
@@ -80,8 +82,10 @@ class PandasDataset(MaggyDataset):
         self.label = columns[label_idx]
         self.columns = [c for i, c in enumerate(columns) if i != label_idx]
         features = df.drop(columns=[self.label])
-        non_numeric = [c for c in self.columns if not np.issubdtype(features[c].dtype, np.number)
-                       and features[c].dtype != bool]
+        non_numeric = [
+            c for c in self.columns
+            if not (is_numeric_dtype(features[c].dtype) or is_bool_dtype(features[c].dtype))
+        ]
         if non_numeric:
             raise ValueError(
                 f"PandasDataset needs numeric feature columns; encode these first: {non_numeric}"

@@ -56,6 +56,18 @@ def _check_layer_id(value: Any, where: str) -> LayerId:
     return value
 
 
+def _check_generator(generator: Any, where: str, returns: str) -> None:
+    from torch import nn
+
+    if isinstance(generator, nn.Module):
+        raise TypeError(
+            f"{where} takes a function returning {returns}, got a {type(generator).__name__} instance; "
+            "pass the function that builds it, so every trial gets a fresh model"
+        )
+    if not callable(generator):
+        raise TypeError(f"{where} takes a function returning {returns}, got {generator!r}")
+
+
 def _flatten(args: Iterable[Any]) -> list:
     out = []
     for arg in args:
@@ -215,10 +227,7 @@ class Model:
 
     def set_base_model_generator(self, generator: Callable[[], Any]) -> None:
         """Sets the function that builds the full model: ``generator() -> torch.nn.Module``."""
-        if not callable(generator):
-            raise TypeError(
-                f"set_base_model_generator takes a function returning a torch.nn.Module, got {generator!r}"
-            )
+        _check_generator(generator, "set_base_model_generator", "a torch.nn.Module")
         self.base_model_generator = generator
 
     def add_custom_model_generator(self, generator: Callable[[], Any], name: str) -> None:
@@ -228,8 +237,7 @@ class Model:
             generator: function returning a ``torch.nn.Module``.
             name: how the trial is named in results.
         """
-        if not callable(generator):
-            raise TypeError(f"add_custom_model_generator takes a function, got {generator!r}")
+        _check_generator(generator, "add_custom_model_generator", "a torch.nn.Module")
         if not isinstance(name, str) or not name:
             raise TypeError(f"add_custom_model_generator: name must be a non-empty str, got {name!r}")
         self.custom_model_generators[name] = generator
@@ -278,8 +286,7 @@ class AblationStudy:
 
     def set_dataset_generator(self, generator: Callable[..., Any]) -> None:
         """Sets the function that builds the training dataset (a ``MaggyDataset``)."""
-        if not callable(generator):
-            raise TypeError(f"set_dataset_generator takes a function returning a MaggyDataset, got {generator!r}")
+        _check_generator(generator, "set_dataset_generator", "a MaggyDataset")
         self.dataset_generator = generator
 
     @property

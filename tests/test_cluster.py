@@ -1,0 +1,136 @@
+"""A real Spark standalone cluster on loopback: one master, two workers, one executor killed mid-trial.
+
+Run alone with ``python -m pytest -m cluster``.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+STUDY = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pyspark.sql import SparkSession
+    from maggy import experiment
+    from maggy.ablation import AblationStudy, MaggyDataset
+
+    MASTER, OUT = sys.argv[1], sys.argv[2]
+
+    class Letters(MaggyDataset):
+        def __init__(self):
+            self.ablated = None
+        def __len__(self):
+            return 1
+        def __getitem__(self, i):
+            return i
+        def ablate_feature(self, feature):
+            self.ablated = feature
+
+    def parent_of(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    def train(dataset_function, reporter):
+        feature = dataset_function().ablated or "base"
+        marker = os.path.join(OUT, feature + ".attempts")
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        reporter.broadcast(0.0, step=0)
+        time.sleep(1.0)
+        if feature == "b" and len(open(marker).read().split()) == 1:
+            # worker -> pyspark daemon -> executor JVM: kill the whole executor mid-trial.
+            os.kill(parent_of(os.getppid()), signal.SIGKILL)
+            time.sleep(30)
+        return {"base": 1.0, "a": 2.0, "b": 3.0, "c": 4.0, "d": 5.0}[feature]
+
+    spark = (SparkSession.builder.master(MASTER).appName("maggy-cluster-test")
+             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+             .config("spark.executor.cores", "1").config("spark.cores.max", "2")
+             .config("spark.executor.memory", "1g").config("spark.task.maxFailures", "4")
+             .config("spark.ui.enabled", "false").getOrCreate())
+    study = AblationStudy(dataset_generator=Letters)
+    study.features.include("a", "b", "c", "d")
+    result = experiment.lagom(train_fn=train, ablation_study=study, name="cluster", direction="min",
+                              experiment_dir=os.path.join(OUT, "exp"), num_executors=2, es_policy="none",
+                              verbose=False)
+    print("RUN_DIR=" + result["run_dir"])
+    spark.stop()
+    """
+)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A standalone master and two 1-core workers from the installed pyspark; stopped afterwards."""
+    import pyspark
+
+    spark_class = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
+    port = free_port()
+    env = dict(os.environ, SPARK_LOG_DIR=str(tmp_path / "logs"), PYSPARK_PYTHON=sys.executable,
+               SPARK_WORKER_DIR=str(tmp_path / "work"))
+    logs = tmp_path / "daemons.log"
+    processes = []
+    with open(logs, "ab") as log:
+        def start(*args):
+            processes.append(subprocess.Popen([spark_class, *args], env=env, stdout=log, stderr=log, start_new_session=True))
+
+        try:
+            start("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                  "--webui-port", str(free_port()))
+            wait_for_port(port)
+            for _ in range(2):
+                start("org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
+                      "--webui-port", str(free_port()), "--work-dir", str(tmp_path / "work"), f"spark://127.0.0.1:{port}")
+            yield f"spark://127.0.0.1:{port}"
+        finally:
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def test_every_trial_has_a_result_after_an_executor_is_killed(cluster, tmp_path):
+    script = tmp_path / "study.py"
+    script.write_text(STUDY)
+    out = subprocess.run([sys.executable, str(script), cluster, str(tmp_path)], capture_output=True, text=True,
+                         timeout=400, env=dict(os.environ, PYSPARK_PYTHON=sys.executable))
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = next(line[8:] for line in out.stdout.splitlines() if line.startswith("RUN_DIR="))
+    records = {(r["ablated_feature"] or "base"): r for r in map(json.loads, open(os.path.join(run_dir, "trials.jsonl")))}
+    # Rule: every trial has a result although an executor died mid-trial.
+    assert sorted(records) == ["a", "b", "base", "c", "d"]
+    assert {r["status"] for r in records.values()} == {"finished"}
+    assert records["b"]["metric"] == 3.0 and records["b"]["attempts"] == 2
+    # Trials ran on both workers' executors (two distinct executor processes before the kill).
+    first_pids = {open(tmp_path / f"{f}.attempts").read().split()[0] for f in records}
+    assert len(first_pids) >= 2
