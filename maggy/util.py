@@ -36,8 +36,14 @@ def pick_device(gpu_addresses: Optional[list] = None, slot: int = 0) -> str:
 
 
 def _set_current_device(device: Optional[str]) -> None:
+    """Makes ``device`` the trial's device; for a GPU also the process's current CUDA device,
+    so ``tensor.cuda()`` in user code lands on the GPU Spark assigned to the task."""
     global _current_device
     _current_device = device
+    if device is not None and device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
 
 
 def get_device():

@@ -1,7 +1,6 @@
 """End to end: lagom() on a real local Spark session with 2 slots and a real gRPC server."""
 
 import json
-import math
 import os
 
 import pytest

@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import grpc
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import threading
 from typing import Callable, Optional

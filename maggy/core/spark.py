@@ -107,6 +107,10 @@ def get_session(slots: Optional[int], task_retries: int):
         active = SparkSession.builder.getOrCreate()
     if active is not None:
         return active, False
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Launched by spark-submit (or a platform's job runner): the JVM and the master
+        # are the launcher's to choose, not ours.
+        return SparkSession.builder.appName("maggy").getOrCreate(), True
     check_java()
     # Executors must run the driver's interpreter, or they cannot import torch.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
