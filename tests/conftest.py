@@ -43,6 +43,7 @@ def _ship_test_functions_by_value(request):
 
     from pyspark import cloudpickle
 
-    module = sys.modules.get(request.module.__name__)
-    if module is not None:
-        cloudpickle.register_pickle_by_value(module)
+    for name in (request.module.__name__, "tiny_study"):
+        module = sys.modules.get(name)
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)

@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from tiny_study import SOURCE
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 STUDY = textwrap.dedent(
@@ -22,19 +24,9 @@ STUDY = textwrap.dedent(
     import os, signal, sys, time
     from pyspark.sql import SparkSession
     from maggy import experiment
-    from maggy.ablation import AblationStudy, MaggyDataset
+    from maggy.ablation import AblationStudy
 
     MASTER, OUT = sys.argv[1], sys.argv[2]
-
-    class Letters(MaggyDataset):
-        def __init__(self):
-            self.ablated = None
-        def __len__(self):
-            return 1
-        def __getitem__(self, i):
-            return i
-        def ablate_feature(self, feature):
-            self.ablated = feature
 
     def parent_of(pid):
         with open(f"/proc/{pid}/stat") as f:
@@ -58,7 +50,7 @@ STUDY = textwrap.dedent(
              .config("spark.executor.cores", "1").config("spark.cores.max", "2")
              .config("spark.executor.memory", "1g").config("spark.task.maxFailures", "4")
              .config("spark.ui.enabled", "false").getOrCreate())
-    study = AblationStudy(dataset_generator=Letters)
+    study = AblationStudy(dataset_generator=FeatureTag)
     study.features.include("a", "b", "c", "d")
     result = experiment.lagom(train_fn=train, ablation_study=study, name="cluster", direction="min",
                               experiment_dir=os.path.join(OUT, "exp"), num_executors=2, es_policy="none",
@@ -121,7 +113,7 @@ def cluster(tmp_path):
 
 def test_every_trial_has_a_result_after_an_executor_is_killed(cluster, tmp_path):
     script = tmp_path / "study.py"
-    script.write_text(STUDY)
+    script.write_text(SOURCE + STUDY)
     out = subprocess.run([sys.executable, str(script), cluster, str(tmp_path)], capture_output=True, text=True,
                          timeout=400, env=dict(os.environ, PYSPARK_PYTHON=sys.executable))
     assert out.returncode == 0, out.stderr[-3000:]

@@ -10,27 +10,12 @@ import time
 
 
 from maggy import experiment
-from maggy.ablation import AblationStudy, MaggyDataset
-
-
-class Numbers(MaggyDataset):
-    """A tiny dataset whose only job is to tell the trial which feature it lost."""
-
-    def __init__(self, ablated=None):
-        self.ablated = ablated
-
-    def __len__(self):
-        return 1
-
-    def __getitem__(self, i):
-        return i
-
-    def ablate_feature(self, feature):
-        self.ablated = feature
+from maggy.ablation import AblationStudy
+from tiny_study import SOURCE, FeatureTag
 
 
 def make_study(features):
-    study = AblationStudy(dataset_generator=Numbers)
+    study = AblationStudy(dataset_generator=FeatureTag)
     study.features.include(*features)
     return study
 
@@ -83,17 +68,7 @@ DRIVER_SCRIPT = textwrap.dedent(
     """
     import os, sys, time
     from maggy import experiment
-    from maggy.ablation import AblationStudy, MaggyDataset
-
-    class Numbers(MaggyDataset):
-        def __init__(self):
-            self.ablated = None
-        def __len__(self):
-            return 1
-        def __getitem__(self, i):
-            return i
-        def ablate_feature(self, feature):
-            self.ablated = feature
+    from maggy.ablation import AblationStudy
 
     OUT, SLEEP = sys.argv[1], float(sys.argv[2])  # read here: executors have their own argv
 
@@ -104,7 +79,7 @@ DRIVER_SCRIPT = textwrap.dedent(
         time.sleep(SLEEP)
         return {"base": 1.0, "a": 2.0, "b": 3.0, "c": 4.0, "d": 5.0}[feature]
 
-    study = AblationStudy(dataset_generator=Numbers)
+    study = AblationStudy(dataset_generator=FeatureTag)
     study.features.include("a", "b", "c", "d")
     experiment.lagom(train_fn=train, ablation_study=study, name="crash", direction="min",
                      experiment_dir=os.path.join(sys.argv[1], "exp"), num_executors=1,
@@ -115,7 +90,7 @@ DRIVER_SCRIPT = textwrap.dedent(
 
 def test_resume_after_the_driver_died_runs_only_the_missing_trials(tmp_path):
     script = tmp_path / "study.py"
-    script.write_text(DRIVER_SCRIPT)
+    script.write_text(SOURCE + DRIVER_SCRIPT)
     journal = tmp_path / "exp" / "crash" / "run_1" / "trials.jsonl"
     driver = subprocess.Popen([sys.executable, str(script), str(tmp_path), "1.0"], start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -10,6 +10,7 @@ from torch import nn
 
 from maggy.ablation.surgery import RemovedLayer, ablate, prefix, resolve_layers
 from maggy.exceptions import AblationError
+from model_checks import same_weights, train_step
 
 
 def titanic() -> nn.Sequential:
@@ -30,25 +31,6 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
-
-
-def train_step(model: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-    """Forward, backward and one SGD step; every parameter must get a finite gradient."""
-    model.train()
-    out = model(*inputs)
-    loss = out.float().pow(2).mean()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    assert torch.isfinite(loss)
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    return out
-
-
-def same_weights(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 # ----------------------------------------------------------------------- argument checks

@@ -17,25 +17,7 @@ from maggy.ablation.surgery import (
     register_repair_rule,
 )
 from maggy.exceptions import AblationError
-
-
-def train_step(model: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-    """Forward, backward and one SGD step; every parameter must get a finite gradient."""
-    model.train()
-    out = model(*inputs)
-    loss = out.float().pow(2).mean()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    assert torch.isfinite(loss)
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    return out
-
-
-def same_weights(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+from model_checks import same_weights, train_step
 
 
 class TakeFirst(nn.Module):
