@@ -110,7 +110,12 @@ class Driver:
                 raise
             finally:
                 self.scheduler.close()
-                job.join(timeout=60)
+                job.join(timeout=30)
+                if job.is_alive():
+                    # A task still busy with a trial presumed lost (and already re-run
+                    # elsewhere) would keep the job alive: its result is not needed.
+                    sc.cancelJobGroup(group)
+                    job.join(timeout=30)
                 if dataframe is not None:
                     dataframe.unpersist()
                 for handle in self._logs.values():

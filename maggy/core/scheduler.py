@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
-from maggy.earlystop import AbstractEarlyStop, Decision
+from maggy.earlystop import AbstractEarlyStop, Decision, NoEarlyStop
 
 __all__ = ["TrialScheduler", "SchedulerError", "TERMINAL_STATUSES"]
 
@@ -39,6 +39,7 @@ class _Running:
     started: float
     last_seen: float
     history: list = dataclasses.field(default_factory=list)
+    values: list = dataclasses.field(default_factory=list)  # the metric values of history, for the policy
     last_seq: int = 0
     stop: bool = False
     checked_steps: int = 0
@@ -185,7 +186,7 @@ class TrialScheduler:
                 raise SchedulerError("OUT_OF_RANGE", f"out-of-order heartbeat {seq} for trial {trial_id} (last was {running.last_seq})")
             running.last_seq = seq
             running.last_seen = time.monotonic()
-            running.history.extend([int(s), float(v)] for s, v in metrics)
+            _add_metrics(running, metrics)
             if logs:
                 self.events.put(("log", (trial_id, list(logs))))
             if metrics and not running.stop and self._should_stop(running):
@@ -248,7 +249,7 @@ class TrialScheduler:
         running = self._running_of(executor_id, result["trial_id"], result["attempt"], "result")
         del self._running[result["trial_id"]]
         executor.trial_id = None
-        running.history.extend([int(s), float(v)] for s, v in result.get("metrics", ()))
+        _add_metrics(running, result.get("metrics", ()))
         if result.get("logs"):
             self.events.put(("log", (result["trial_id"], list(result["logs"]))))
         self._record(
@@ -291,11 +292,20 @@ class TrialScheduler:
         self._cond.notify_all()
 
     def _should_stop(self, running: _Running) -> bool:
-        if self.policy is None or running.spec.get("index") == 0:
+        if self.policy is None or type(self.policy) is NoEarlyStop or running.spec.get("index") == 0:
             return False  # the base trial is what everything is compared with: never stopped
-        steps = len(running.history)
+        steps = len(running.values)
         if steps // self.es_interval == running.checked_steps // self.es_interval:
             return False
         running.checked_steps = steps
-        values = [v for _, v in running.history]
-        return self.policy.decide(values, self._finished_histories, self.direction) is Decision.STOP
+        # running.values grows with each heartbeat instead of being rebuilt from the history,
+        # so the scheduler's own work per heartbeat does not grow with the trial's length.
+        # The policy gets the live list under the lock: it must not keep or modify it.
+        return self.policy.decide(running.values, self._finished_histories, self.direction) is Decision.STOP
+
+
+def _add_metrics(running: _Running, metrics) -> None:
+    for step, value in metrics:
+        value = float(value)
+        running.history.append([int(step), value])
+        running.values.append(value)
