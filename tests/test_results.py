@@ -7,10 +7,10 @@ import re
 import pandas as pd
 import pytest
 
+from maggy.results.table import _t_critical
 from maggy.results import (
     COMPONENT_COLUMNS,
     TRIAL_COLUMNS,
-    _t_critical,
     build_result,
     components_table,
     format_summary,

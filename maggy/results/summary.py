@@ -1,0 +1,74 @@
+"""The printed summary of an experiment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+
+def format_summary(result: Mapping[str, Any], title: str = "LOCO") -> str:
+    """The text summary printed at the end of a run.
+
+    Args:
+        result: a result from :func:`build_result`.
+        title: the ablator's name for the header line.
+
+    Returns:
+        The summary, lines joined by ``"\\n"`` (no trailing newline).
+
+    Example:
+        >>> records = [{"trial_id": "t0", "index": 0, "metric": 0.6663, "status": "finished"}]
+        >>> print(format_summary(build_result(records, "min", 51)))
+        ------ LOCO Results ------
+        BEST Config Excludes {"ablated_feature": "None", "ablated_layer": "None"} --- metric 0.6663
+        WORST Config Excludes {"ablated_feature": "None", "ablated_layer": "None"} --- metric 0.6663
+        AVERAGE metric -- 0.6663
+        Total Job Time 0 hours, 0 minutes, 51 seconds
+        1 trial: 1 finished, 0 early stopped, 0 failed
+    """
+    lines = [f"------ {title} Results ------"]
+    if result.get("best_config") is None:
+        lines.append("No trial finished: no BEST, WORST or AVERAGE metric")
+    else:
+        lines += [
+            f"BEST Config Excludes {json.dumps(result['best_config'])} --- metric "
+            f"{result['best_val']:.4f}",
+            f"WORST Config Excludes {json.dumps(result['worst_config'])} --- metric "
+            f"{result['worst_val']:.4f}",
+            f"AVERAGE metric -- {result['avg']:.4f}",
+        ]
+    hours, rest = divmod(int(round(result.get("duration") or 0)), 3600)
+    minutes, seconds = divmod(rest, 60)
+    lines.append(f"Total Job Time {hours} hours, {minutes} minutes, {seconds} seconds")
+
+    total, stopped, failed = result["num_trials"], result["early_stopped"], result["failed"]
+    lines.append(
+        f"{total} trial{'' if total == 1 else 's'}: {total - stopped - failed} finished, "
+        f"{stopped} early stopped, {failed} failed"
+    )
+    lines += _effect_lines(result.get("components"))
+    return "\n".join(lines)
+
+
+def _effect_lines(components: pd.DataFrame | None) -> list[str]:
+    """With repeats: which components' effects are distinguishable from zero at 95%."""
+    if components is None or components.empty or components["n"].max() < 2:
+        return []
+    rows = [r for r in components.itertuples(index=False) if r.n >= 2]
+
+    def describe(r) -> str:
+        interval = f"95% CI [{r.ci_low:.4f}, {r.ci_high:.4f}]"
+        return f"{r.component} ({r.mean_delta:+.4f}, {interval}, n={r.n})"
+
+    yes = [describe(r) for r in rows if r.distinguishable]
+    no = [describe(r) for r in rows if not r.distinguishable]
+    return [
+        "Effects distinguishable from zero at 95% (delta > 0: removing it made the metric "
+        "worse): " + ("; ".join(yes) or "none"),
+        "Not distinguishable from zero at 95%: " + ("; ".join(no) or "none"),
+    ]
+
+
