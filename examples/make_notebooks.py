@@ -8,6 +8,7 @@ that the notebooks are current and executes them.
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 import re
 import sys
@@ -29,9 +30,13 @@ def cells_of(script: str) -> list:
             continue
         if flag:
             text = "\n".join(re.sub(r"^# ?", "", line) for line in body.splitlines())
-            cells.append(nbformat.v4.new_markdown_cell(text))
+            cell = nbformat.v4.new_markdown_cell(text)
         else:
-            cells.append(nbformat.v4.new_code_cell(body))
+            cell = nbformat.v4.new_code_cell(body)
+        # Ids from the position and the text, so that regenerating an unchanged script
+        # rewrites its notebook byte for byte (nbformat would draw random ones).
+        cell.id = hashlib.sha1(f"{len(cells)}:{cell.source}".encode()).hexdigest()[:8]
+        cells.append(cell)
     return cells
 
 

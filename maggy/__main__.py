@@ -162,6 +162,8 @@ def _read_config(run_dir: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def _title(config: Mapping[str, Any]) -> str:
+    if config.get("title"):
+        return str(config["title"])
     ablator = config.get("ablator") or "loco"
     name = str(ablator).lower()
     return "LOCO" if name in ("loco", "loco_pytorch") else str(ablator)

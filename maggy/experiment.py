@@ -96,7 +96,7 @@ def lagom(
         preflight(study, specs, dataframe)
 
     run_dir, earlier = _prepare_run_dir(config, specs)
-    _write_config(run_dir, config, specs, start_time=started)
+    _write_config(run_dir, config, specs, start_time=started, title=_title(ablator))
     todo = [s for s in specs if s["trial_id"] not in {r["trial_id"] for r in earlier}]
     if config.verbose:
         resumed = f", {len(earlier)} already done in {run_dir}" if earlier else ""
@@ -132,13 +132,13 @@ def lagom(
         records += driver.run(spark, slots)
 
     ablator.finalize_experiment(records)
-    _write_config(run_dir, config, specs, start_time=started, end_time=time.time())
+    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=_title(ablator))
     result = _results.build_result(records, config.direction, time.time() - started)
     result["run_dir"] = run_dir
     _results.save_result(result, os.path.join(run_dir, "result.json"))
     plot = _results.plot_effects(result, os.path.join(run_dir, "effects.png"))
     if config.verbose:
-        print(_results.format_summary(result, title="LOCO"))
+        print(_results.format_summary(result, title=_title(ablator)))
         print(f"maggy: results in {run_dir}")
         _results.show_plot(plot)
     return result
@@ -191,8 +191,12 @@ def _prepare_run_dir(config: AblationConfig, specs: list[dict]) -> tuple[str, li
     return run_dir, earlier
 
 
-def _write_config(run_dir: str, config: AblationConfig, specs: list[dict], **times: float) -> None:
-    """Writes config.json: the config, the trial specs and the run's start (and end) time."""
-    content = {**config.to_dict(), "study": repr(config.ablation_study), **times, "trials": specs}
+def _title(ablator: AbstractAblator) -> str:
+    return ablator.title or type(ablator).__name__
+
+
+def _write_config(run_dir: str, config: AblationConfig, specs: list[dict], **extra) -> None:
+    """Writes config.json: the config, the trial specs, the summary title and the run's start (and end) time."""
+    content = {**config.to_dict(), "study": repr(config.ablation_study), **extra, "trials": specs}
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(content, f, indent=2, default=str)

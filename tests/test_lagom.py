@@ -129,3 +129,48 @@ def test_a_zero_dim_tensor_counts_as_a_number_and_the_config_form_works(study, t
                             experiment_dir=str(tmp_path / "exp"), es_policy="none", verbose=False)
     result = experiment.lagom(lambda: torch.tensor(0.25, requires_grad=True) * 2, config)
     assert result["best_val"] == 0.5 and result["trials"]["status"].tolist() == ["finished"]
+
+
+class Scale(nn.Module):
+    """A layer type maggy knows nothing about: it insists on its input width."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x):
+        if x.shape[-1] != self.weight.shape[0]:
+            raise ValueError(f"Scale({self.weight.shape[0]}) got width {x.shape[-1]}")
+        return x * self.weight
+
+
+def scaled_model():
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4), Scale(4), nn.Linear(4, 1))
+
+
+def width_of_scale(model_function):
+    return float(model_function()[-2].weight.shape[0])
+
+
+def test_repair_rules_registered_on_the_driver_reach_the_executors(study, tmp_path):
+    from maggy.ablation.surgery import RepairRule, register_repair_rule, unregister_repair_rule
+
+    study.model.set_base_model_generator(scaled_model)
+    study.model.layers.include(2)  # removing Linear(8, 4) hands Scale a width of 8
+    register_repair_rule(Scale, RepairRule(expected=lambda m: m.weight.shape[0], rebuild=lambda m, width: Scale(width)))
+    try:
+        result = run(study, width_of_scale, tmp_path, es_policy="none", verbose=False)
+    finally:
+        unregister_repair_rule(Scale)
+    assert list(result["trials"]["status"]) == ["finished", "finished"], result["trials"]["error"].tolist()
+    # The executor repaired Scale with the driver's rule.
+    assert list(result["trials"]["metric"]) == [4.0, 8.0]
+
+
+def test_a_study_without_a_dataset_gives_model_function_the_bare_model(tmp_path):
+    study = AblationStudy()
+    study.model.set_base_model_generator(titanic_model)
+    study.model.layers.include(2)
+    result = run(study, lambda model_function: float(n_params(model_function())), tmp_path, es_policy="none", verbose=False)
+    assert list(result["trials"]["status"]) == ["finished", "finished"], result["trials"]["error"].tolist()
+    assert result["trials"]["metric"].iloc[0] == n_params(titanic_model())

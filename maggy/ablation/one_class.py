@@ -92,6 +92,8 @@ class DeclaredTrials(AbstractAblator):
         0
     """
 
+    title = "Ablation"
+
     def __init__(self, ablation_study: AblationStudy, trials: list[dict], repeats: int = 1,
                  seed: Optional[int] = 0):
         super().__init__(ablation_study, repeats=repeats, seed=seed)

@@ -19,6 +19,7 @@ from maggy.ablation.repair_registry import (
     find_repair_rule,
     register_repair_rule,
     unregister_repair_rule,
+    user_rules,
 )
 from maggy.exceptions import AblationError
 
@@ -27,6 +28,7 @@ __all__ = [
     "register_repair_rule",
     "unregister_repair_rule",
     "find_repair_rule",
+    "user_rules",
     "repair_shapes",
 ]
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-__all__ = ["RepairRule", "register_repair_rule", "unregister_repair_rule", "find_repair_rule"]
+__all__ = ["RepairRule", "register_repair_rule", "unregister_repair_rule", "find_repair_rule", "user_rules"]
 
 
 @dataclass(frozen=True)
@@ -169,3 +169,8 @@ def find_repair_rule(module_type: type[nn.Module]) -> RepairRule | None:
         6
     """
     return _REGISTRY.lookup(module_type)
+
+
+def user_rules() -> dict[type, RepairRule]:
+    """The rules users registered in this process (what the driver ships to its executors)."""
+    return dict(_REGISTRY.user)

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any, Callable, Optional
 
+from maggy.ablation.repair import user_rules
 from maggy.core.executor import ExecutorContext, run_task
 from maggy.core.journal import Journal
 from maggy.core.progress import Progress
@@ -100,6 +101,7 @@ class Driver:
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
                 dataframe=dataframe,
+                repair_rules=user_rules(),
             )
             job = threading.Thread(target=self._spark_job, args=(sc, group, slots, ctx), name="maggy-spark-job", daemon=True)
             job.start()

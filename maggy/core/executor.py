@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import grpc
 
+from maggy.ablation.repair import register_repair_rule
 from maggy.ablation.study import AblationStudy
 from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb
@@ -42,6 +43,8 @@ class ExecutorContext:
         optimization_key: key of the metric when train_fn returns a dict.
         hb_interval: heartbeat interval in seconds.
         dataframe: the catalog dataset, as a Spark broadcast variable or a pandas frame.
+        repair_rules: repair rules the user registered on the driver (module class -> rule);
+            the registry is per process, so the executors install them before their trials.
     """
 
     address: str
@@ -51,6 +54,7 @@ class ExecutorContext:
     optimization_key: str = "metric"
     hb_interval: float = 1.0
     dataframe: Any = None
+    repair_rules: dict = dataclasses.field(default_factory=dict)
 
     def load_dataframe(self):
         """The catalog dataset (unwrapping a Spark broadcast variable)."""
@@ -109,8 +113,11 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter, device:
             dataset_cache.append(build_dataset(ctx.study, spec, ctx.load_dataframe()))
         return dataset_cache[0]
 
+    has_dataset = ctx.study.dataset_generator is not None or ctx.dataframe is not None
+
     def model_function():
-        return build_model(ctx.study, spec, dataset_function(), log=lambda line: reporter.log(line, jupyter=False))
+        dataset = dataset_function() if has_dataset else None
+        return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False))
 
     available = {"model_function": model_function, "dataset_function": dataset_function, "reporter": reporter}
     params = inspect.signature(ctx.train_fn).parameters
@@ -175,6 +182,8 @@ def run_task(ctx: ExecutorContext) -> Callable:
             gpus = list(resource.addresses) if resource is not None else []
         device = pick_device(gpus, partition)
         _set_current_device(device)
+        for module_type, rule in ctx.repair_rules.items():
+            register_repair_rule(module_type, rule)
         with DriverClient(ctx.address, ctx.token) as client:
             executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
             result = None

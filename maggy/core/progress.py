@@ -8,6 +8,18 @@ from typing import Optional
 __all__ = ["Progress"]
 
 
+def _tqdm_class():
+    # tqdm.auto picks the notebook widget in Jupyter, which needs ipywidgets; without it,
+    # it warns on every run, so fall back to the text bar, which renders in notebooks too.
+    try:
+        import ipywidgets  # noqa: F401
+
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm.std import tqdm
+    return tqdm
+
+
 class Progress:
     """Shows trials finished / total, running, early-stopped, failed and the best metric.
 
@@ -28,8 +40,7 @@ class Progress:
         self._best: Optional[float] = None
         self._bar = None
         if enabled:
-            from tqdm.auto import tqdm
-
+            tqdm = _tqdm_class()
             self._bar = tqdm(total=total, initial=done, desc="maggy", unit="trial", dynamic_ncols=True)
             self._refresh()
 
@@ -59,11 +70,9 @@ class Progress:
             self._bar.update(1)  # redraws, subject to tqdm's rate limit
 
     def write(self, line: str) -> None:
-        """Prints a line above the bar (or plainly when the bar is off)."""
+        """Prints a line above the bar; nothing when the display is off (``verbose=False``)."""
         if self._bar is not None:
             self._bar.write(line)
-        else:
-            print(line)
 
     def close(self) -> None:
         """Finishes the bar."""

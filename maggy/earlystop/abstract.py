@@ -52,8 +52,9 @@ def check_direction(direction: str) -> str:
 class AbstractEarlyStop(abc.ABC):
     """Base class of early-stopping rules.
 
-    Subclasses implement :meth:`decide` for one trial; the batch hook :meth:`earlystop_check`,
-    which is what the driver calls, is built on top of it.
+    Subclasses implement :meth:`decide` for one trial, which the driver calls whenever a
+    running trial's heartbeat brings new metrics; the batch hook :meth:`earlystop_check` (the
+    original Maggy interface) is built on top of it for callers that hold several trials.
 
     Histories are the metric values a trial reported through ``reporter.broadcast``, in report
     order; a trial that reported ``s`` values "has reported ``s`` steps", whatever step numbers
@@ -98,10 +99,11 @@ class AbstractEarlyStop(abc.ABC):
     ) -> list[str]:
         """Return the ids of the running trials the driver should stop.
 
-        The driver calls this on every heartbeat of a running trial that carries new metrics,
-        with a snapshot of the trial table; it then sets the stop flag of each returned trial,
-        which the executor's next ``broadcast`` turns into ``EarlyStopException``. The base
-        trial is never in ``to_check``.
+        The batch form of :meth:`decide`, kept from the original Maggy interface: it applies
+        ``decide`` to each running trial. The driver itself calls ``decide`` for the one trial
+        whose heartbeat brought new metrics, then sets that trial's stop flag, which the
+        executor's next ``broadcast`` turns into ``EarlyStopException``. The base trial is
+        never checked.
 
         Args:
             to_check: running trial id -> its metric values so far, in report order.

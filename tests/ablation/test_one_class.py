@@ -168,4 +168,4 @@ def test_listing_3_13_runs_end_to_end(spark, dataset_fn, tmp_path, capsys):
     assert result["num_trials"] == 5 and "run_dir" in result
     assert list(result["components"]["component"]) == [
         "feature sex", "layer 2", "feature pclass, layer 4", "layer [3, 4, 5, 6]"]
-    assert "------ LOCO Results ------" in capsys.readouterr().out
+    assert "------ Ablation Results ------" in capsys.readouterr().out

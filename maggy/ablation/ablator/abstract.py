@@ -29,6 +29,9 @@ class AbstractAblator(abc.ABC):
         ...         self.trial_buffer = [make_spec(0, repeat=r) for r in range(self.repeats)]
     """
 
+    #: How the policy is named in summaries ("------ LOCO Results ------"); defaults to the class name.
+    title: Optional[str] = None
+
     def __init__(self, ablation_study: AblationStudy, repeats: int = 1, seed: Optional[int] = 0):
         self.ablation_study = ablation_study
         self.repeats = repeats

@@ -41,6 +41,8 @@ class LOCO(AbstractAblator):
         3
     """
 
+    title = "LOCO"
+
     def get_number_of_trials(self) -> int:
         return (1 + len(self.ablation_study.components)) * self.repeats
 
