@@ -96,6 +96,7 @@ result = experiment.lagom(
     ablator="loco_pytorch",
     name="Titanic-LOCO",
     direction="min",
+    es_policy="none",  # 3 epochs are too few for early stopping to pay off: let every trial finish
 )
 
 # %% [markdown]
