@@ -21,6 +21,9 @@ from maggy.earlystop import make_policy
 
 __all__ = ["lagom"]
 
+#: Retries Spark may make of one task of an embedded session (16 attempts in all).
+_EMBEDDED_TASK_RETRIES = 15
+
 
 def lagom(
     train_fn: Optional[Callable] = None,
@@ -105,7 +108,10 @@ def lagom(
     records = list(earlier)
     if todo:
         if spark is None:
-            spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), config.max_trial_retries)
+            # One task runs many trials, so Spark may retry it more often than any one trial
+            # is re-run; max_trial_retries is what bounds each trial.
+            task_retries = max(_EMBEDDED_TASK_RETRIES, config.max_trial_retries)
+            spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), task_retries)
         slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
         scheduler = TrialScheduler(
             todo,

@@ -172,6 +172,9 @@ class Driver:
                     self.progress.write(f"[{trial_id}] {text}")
             log.flush()
         elif kind == "ended":
+            log = self._logs.pop(payload["trial_id"], None)
+            if log is not None:  # its last lines came before its record: one open file per running trial at most
+                log.close()
             self.journal.append(payload)
             records.append(payload)
             self.progress.ended(payload)
