@@ -306,3 +306,13 @@ def test_load_records_reads_journal(tmp_path, titanic):
         journal.append(record)
     assert load_records(tmp_path) == titanic
     assert load_records(tmp_path / "trials.jsonl") == titanic
+
+
+def test_plots_of_many_components_keep_the_largest_effects(tmp_path):
+    from maggy.results.plot import MAX_BARS, _keep_largest
+
+    bars = [(f"c{i}", float(d), float("nan"), float("nan"), "finished", None) for i, d in enumerate(range(-50, 50))]
+    dropped = _keep_largest(bars, MAX_BARS)
+    # Rule: the bars with the largest |delta| stay, in their order; the rest are counted.
+    assert dropped == 100 - MAX_BARS and len(bars) == MAX_BARS
+    assert min(abs(b[1]) for b in bars) >= 30 and [b[1] for b in bars] == sorted(b[1] for b in bars)

@@ -11,10 +11,15 @@ from typing import Any
 from maggy.results.table import EARLY_STOPPED, FAILED, components_table, _float, _groups_from_frame
 
 
+#: Most bars one plot draws: beyond that a plot is unreadable and costs seconds to render.
+MAX_BARS = 40
+
+
 def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     """Draw each removed component's effect against the base trial as a horizontal bar chart.
 
-    Bars are sorted by delta, biggest at the top; error bars show the 95% interval when a
+    Bars are sorted by delta, biggest at the top (at most :data:`MAX_BARS`: the largest
+    effects, the title says how many were left out); error bars show the 95% interval when a
     component has repeats. Early-stopped components are hatched (their delta is from partial
     training), failed ones are grey with the word "failed". Uses ``matplotlib.figure.Figure``
     directly, so it neither needs nor changes pyplot's backend (Jupyter inline keeps working).
@@ -39,6 +44,7 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
 
     direction = result.get("direction", "min")
     bars = _bars(result)
+    hidden = _keep_largest(bars, MAX_BARS)
     figure = Figure(figsize=(8, max(2.5, 1.5 + 0.45 * len(bars))))
     ax = figure.subplots()
     if not bars:
@@ -67,10 +73,21 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
         ax.set_xlabel(
             f"Δ = {sign}   (> 0: removing it {moved} the metric, so the component helps)")
         ax.margins(x=0.15)  # room for the "early stopped" / "failed" notes
-        ax.set_title(f"Effect of removing each component ({direction}imised metric)")
+        shown = f"\n(the {len(bars)} largest effects of {len(bars) + hidden} components)" if hidden else ""
+        ax.set_title(f"Effect of removing each component ({direction}imised metric){shown}")
     figure.tight_layout()
     figure.savefig(os.fspath(path), dpi=100)
     return os.fspath(path)
+
+
+def _keep_largest(bars: list, limit: int) -> int:
+    """Keeps (in place, order preserved) the ``limit`` bars with the largest |delta|; returns how many were dropped."""
+    if len(bars) <= limit:
+        return 0
+    size = [abs(b[1]) if math.isfinite(b[1]) else -1.0 for b in bars]
+    keep = set(sorted(range(len(bars)), key=lambda i: size[i], reverse=True)[:limit])
+    bars[:] = [b for i, b in enumerate(bars) if i in keep]
+    return len(size) - limit
 
 
 def _bars(result) -> list[tuple[str, float, float, float, str, str | None]]:
