@@ -64,6 +64,28 @@ def lagom(
         ...                           name="Titanic-LOCO", direction="min")  # doctest: +SKIP
     """
     started = time.time()
+    train_fn, config = _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs)
+    ablator, specs, dataframe = _plan(train_fn, config)
+    title = _title(ablator)
+
+    run_dir, earlier = _prepare_run_dir(config, specs)
+    _write_config(run_dir, config, specs, start_time=started, title=title)
+    done = {r["trial_id"] for r in earlier}
+    todo = [s for s in specs if s["trial_id"] not in done]
+    if config.verbose:
+        resumed = f", {len(earlier)} already done in {run_dir}" if earlier else ""
+        print(f"maggy: experiment {config.name!r}: {len(specs)} trials{resumed}")
+
+    records = list(earlier)
+    if todo:
+        records += _run(train_fn, config, todo, earlier, len(specs), run_dir, dataframe, spark)
+    ablator.finalize_experiment(records)
+    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=title)
+    return _report(records, config, run_dir, time.time() - started, title)
+
+
+def _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs) -> tuple[Callable, AblationConfig]:
+    """The train_fn and config from lagom()'s several calling conventions."""
     if train_fn is not None and map_fun is not None:
         raise TypeError("pass train_fn= or map_fun= (an alias), not both")
     train_fn = train_fn if train_fn is not None else map_fun
@@ -71,11 +93,18 @@ def lagom(
         train_fn, config = None, train_fn
     if experiment_type != "ablation":
         raise ValueError(f"experiment_type must be 'ablation', got {experiment_type!r}")
-    config = _make_config(config, kwargs)
+    return train_fn, _make_config(config, kwargs)
+
+
+def _plan(train_fn: Any, config: AblationConfig) -> tuple[AbstractAblator, list[dict], Any]:
+    """Validates everything that can be checked without Spark and lists the trials.
+
+    Returns:
+        ``(ablator, trial specs, catalog dataframe or None)``.
+    """
     train_args = check_train_fn(train_fn)
     study = config.ablation_study
     ablator = _make_ablator(config)
-
     dataframe = None
     if study.dataset_generator is None and study.name is not None:
         from maggy import datasets
@@ -90,61 +119,57 @@ def lagom(
             **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
         }
     )
-    policy = make_policy(config.es_policy, config.es_min)
+    make_policy(config.es_policy, config.es_min)  # a bad policy fails here, not after Spark started
     ablator.initialize()
     specs = []
     while (spec := ablator.get_trial()) is not None:
         specs.append(spec)
     if config.preflight:
         preflight(study, specs, dataframe)
+    return ablator, specs, dataframe
 
-    run_dir, earlier = _prepare_run_dir(config, specs)
-    _write_config(run_dir, config, specs, start_time=started, title=_title(ablator))
-    todo = [s for s in specs if s["trial_id"] not in {r["trial_id"] for r in earlier}]
-    if config.verbose:
-        resumed = f", {len(earlier)} already done in {run_dir}" if earlier else ""
-        print(f"maggy: experiment {config.name!r}: {len(specs)} trials{resumed}")
 
-    records = list(earlier)
-    if todo:
-        if spark is None:
-            # One task runs many trials, so Spark may retry it more often than any one trial
-            # is re-run; max_trial_retries is what bounds each trial.
-            task_retries = max(_EMBEDDED_TASK_RETRIES, config.max_trial_retries)
-            spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), task_retries)
-        slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
-        scheduler = TrialScheduler(
-            todo,
-            policy=policy,
-            direction=config.direction,
-            es_interval=config.es_interval,
-            max_trial_retries=config.max_trial_retries,
-            finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == "finished"],
-        )
-        progress = Progress(len(specs), config.direction, enabled=config.verbose, done=len(earlier))
-        tensorboard = os.path.join(run_dir, "tensorboard")
-        driver = Driver(
-            scheduler,
-            run_dir,
-            train_fn,
-            study,
-            optimization_key=config.optimization_key,
-            hb_interval=config.hb_interval,
-            hb_timeout=config.hb_timeout,
-            dataframe=dataframe,
-            progress=progress,
-            on_record=lambda record: _results.write_tensorboard(record, tensorboard),
-        )
-        records += driver.run(spark, slots)
+def _run(train_fn, config: AblationConfig, todo: list[dict], earlier: list[dict], total: int,
+         run_dir: str, dataframe: Any, spark: Any) -> list[dict]:
+    """Runs the trials in ``todo`` on Spark; returns their records."""
+    if spark is None:
+        # One task runs many trials, so Spark may retry it more often than any one trial
+        # is re-run; max_trial_retries is what bounds each trial.
+        task_retries = max(_EMBEDDED_TASK_RETRIES, config.max_trial_retries)
+        spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), task_retries)
+    slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
+    scheduler = TrialScheduler(
+        todo,
+        policy=make_policy(config.es_policy, config.es_min),
+        direction=config.direction,
+        es_interval=config.es_interval,
+        max_trial_retries=config.max_trial_retries,
+        finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == "finished"],
+    )
+    tensorboard = os.path.join(run_dir, "tensorboard")
+    driver = Driver(
+        scheduler,
+        run_dir,
+        train_fn,
+        config.ablation_study,
+        optimization_key=config.optimization_key,
+        hb_interval=config.hb_interval,
+        hb_timeout=config.hb_timeout,
+        dataframe=dataframe,
+        progress=Progress(total, config.direction, enabled=config.verbose, done=len(earlier)),
+        on_record=lambda record: _results.write_tensorboard(record, tensorboard),
+    )
+    return driver.run(spark, slots)
 
-    ablator.finalize_experiment(records)
-    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=_title(ablator))
-    result = _results.build_result(records, config.direction, time.time() - started)
+
+def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str) -> dict:
+    """Builds the result, writes result.json and the plot, and prints the summary."""
+    result = _results.build_result(records, config.direction, duration)
     result["run_dir"] = run_dir
     _results.save_result(result, os.path.join(run_dir, "result.json"))
     plot = _results.plot_effects(result, os.path.join(run_dir, "effects.png"))
     if config.verbose:
-        print(_results.format_summary(result, title=_title(ablator)))
+        print(_results.format_summary(result, title=title))
         print(f"maggy: results in {run_dir}")
         _results.show_plot(plot)
     return result

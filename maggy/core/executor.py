@@ -105,7 +105,7 @@ class _LineWriter(io.TextIOBase):
             self._buffer = ""
 
 
-def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter, device: str) -> float:
+def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> float:
     dataset_cache = []
 
     def dataset_function():
@@ -129,7 +129,7 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter, device:
     return final_metric(ctx.train_fn(**kwargs), ctx.optimization_key)
 
 
-def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, trial: "pb.Trial", device: str) -> "pb.TrialResult":
+def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, trial: "pb.Trial") -> "pb.TrialResult":
     """Runs one trial and returns its result message (failures are data, not exceptions)."""
     spec = json.loads(trial.spec_json)
 
@@ -143,7 +143,7 @@ def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, tria
     out = _LineWriter(lambda line: reporter.log(line, jupyter=False))
     try:
         with contextlib.redirect_stdout(out):
-            result.metric = _call_train_fn(ctx, spec, reporter, device)
+            result.metric = _call_train_fn(ctx, spec, reporter)
         result.has_metric = True
         result.status = "finished"
     except EarlyStopException:
@@ -180,8 +180,7 @@ def run_task(ctx: ExecutorContext) -> Callable:
         if task_ctx is not None:
             resource = task_ctx.resources().get("gpu")
             gpus = list(resource.addresses) if resource is not None else []
-        device = pick_device(gpus, partition)
-        _set_current_device(device)
+        _set_current_device(pick_device(gpus, partition))
         for module_type, rule in ctx.repair_rules.items():
             register_repair_rule(module_type, rule)
         with DriverClient(ctx.address, ctx.token) as client:
@@ -205,7 +204,7 @@ def run_task(ctx: ExecutorContext) -> Callable:
                     raise
                 if reply.WhichOneof("reply") != "trial":
                     return
-                result = run_trial(ctx, client, executor_id, reply.trial, device)
+                result = run_trial(ctx, client, executor_id, reply.trial)
                 sys.stdout.flush()
 
     return task
