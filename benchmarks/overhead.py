@@ -41,33 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maggy import experiment  # noqa: E402
-from maggy.ablation import AblationStudy  # noqa: E402
-
-
-class _Dataset:
-    """The smallest dataset a feature ablation can act on."""
-
-    input_shape = (4,)
-
-    def ablate_feature(self, feature):
-        pass
-
-
-def make_dataset():
-    return _Dataset()
-
-
-def make_model():
-    import torch
-
-    return torch.nn.Sequential(torch.nn.Linear(4, 1))
-
-
-def make_study(trials: int) -> AblationStudy:
-    study = AblationStudy(dataset_generator=make_dataset)
-    study.model.set_base_model_generator(make_model)
-    study.features.include(*[f"f{i}" for i in range(1, trials)])
-    return study
+from trivial_study import make_study  # noqa: E402
 
 
 def make_train_fn(sleep: float, stamps: str):
