@@ -10,7 +10,6 @@ Example:
 import importlib
 import warnings
 
-from maggy.config import AblationConfig
 from maggy.exceptions import AblationError, EarlyStopException, MaggyError
 
 # PySpark warns on every pandas conversion when pandas >= 3 is installed; maggy's own
@@ -23,8 +22,11 @@ __all__ = ["experiment", "AblationConfig", "AblationError", "EarlyStopException"
 
 
 def __getattr__(name):
-    # lagom() pulls in Spark and gRPC; import it on first use so `python -m maggy report`
-    # and the declaration API start fast.
+    # lagom() pulls in Spark and gRPC, the config torch and pandas: import them on first
+    # use, so `python -m maggy report` starts fast and Spark's worker daemon
+    # (maggy.core.worker_daemon) loads only what it means to.
     if name == "experiment":
         return importlib.import_module("maggy.experiment")
+    if name == "AblationConfig":
+        return importlib.import_module("maggy.config").AblationConfig
     raise AttributeError(f"module 'maggy' has no attribute {name!r}")
