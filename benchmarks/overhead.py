@@ -21,8 +21,11 @@ Measured three ways (one JSON line holds all three):
   goals are about (a notebook's second and later experiments).
 * ``no_session``: a fresh interpreter (subprocess) where ``lagom()`` starts the embedded
   session itself, so the JVM start-up counts.
+* ``existing_session_after_idle`` (with ``--after-idle SECONDS``): one more ``lagom()`` after
+  that long without a job. Spark retires Python workers idle for 60 s, so past a minute new
+  workers are forked from the embedded session's daemon (which has torch imported already).
 
-    python3 benchmarks/overhead.py [--trials 24] [--sleep 0.5] [--slots 2] [--repeats 3]
+    python3 benchmarks/overhead.py [--trials 24] [--sleep 0.5] [--slots 2] [--repeats 3] [--after-idle 75]
 """
 
 from __future__ import annotations
@@ -144,6 +147,8 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.5)
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="warm runs on the existing session")
+    parser.add_argument("--after-idle", type=float, default=0.0,
+                        help="also measure one lagom() after this many idle seconds (0: skip)")
     parser.add_argument("--no-session-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-no-session", action="store_true", help="skip the fresh-interpreter run")
     args = parser.parse_args()
@@ -169,6 +174,10 @@ def main() -> None:
     out["existing_session_warm"] = _median_run(
         [measure(args.trials, args.sleep, args.slots, spark) for _ in range(args.repeats)]
     )
+    if args.after_idle > 0:
+        time.sleep(args.after_idle)
+        out["existing_session_after_idle"] = dict(
+            measure(args.trials, args.sleep, args.slots, spark), idle_s=args.after_idle)
     out["setup"] = (
         f"LOCO base + {args.trials - 1} feature trials, train_fn sleeps; session local[{args.slots},3]; "
         "warm = later lagom() calls on the same session (Python workers reused), median makespan of "
