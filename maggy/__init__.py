@@ -9,8 +9,13 @@ Example:
 
 import importlib
 import warnings
+from typing import TYPE_CHECKING
 
 from maggy.exceptions import AblationError, EarlyStopException, MaggyError
+
+if TYPE_CHECKING:  # imported on first use at run time (see __getattr__)
+    from maggy import experiment
+    from maggy.config import AblationConfig
 
 # PySpark warns on every pandas conversion when pandas >= 3 is installed; maggy's own
 # conversions are tested with pandas 3, so the warning is noise to a maggy user.
