@@ -102,6 +102,13 @@ result = experiment.lagom(
 # %% [markdown]
 # One row per trial; `delta > 0` means the trial did worse than the base trial, so the
 # component it left out was helping.
+#
+# Read these deltas with care: three epochs of SGD (as in the thesis) barely train this
+# network, so every trial ends near the same loss, and its two-unit ReLU layer sometimes
+# dies, leaving a model that predicts a constant. Train longer and pass `repeats=3` to
+# `lagom()` to see which effects stand out from that noise (the summary then says which are
+# distinguishable from zero); `channel_ablation.py` and `word_masking.py` show studies with
+# clear effects.
 
 # %%
 print(result["trials"][["ablated_feature", "ablated_layers", "metric", "delta", "status"]].to_string())
