@@ -243,6 +243,9 @@ def test_plot_written(tmp_path, titanic, repeated):
         out = plot_effects(build_result(records, direction, 1.0), tmp_path / name)
         assert out == str(tmp_path / name)
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The format follows the file's extension.
+    plot_effects(build_result(titanic, "min", 1.0), tmp_path / "c.svg")
+    assert b"<svg" in (tmp_path / "c.svg").read_bytes()[:1000]
     # Figure is used directly: pyplot's backend (e.g. Jupyter inline) is left alone.
     assert matplotlib.get_backend() == backend
 
