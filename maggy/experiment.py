@@ -6,7 +6,7 @@ import json
 import os
 import re
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
@@ -17,12 +17,21 @@ from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.spark import decide_slots, get_session
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
-from maggy.earlystop import make_policy
+from maggy.earlystop import AbstractEarlyStop, make_policy
 
 __all__ = ["lagom"]
 
 #: Retries Spark may make of one task of an embedded session (16 attempts in all).
 _EMBEDDED_TASK_RETRIES = 15
+
+
+class _Plan(NamedTuple):
+    """What lagom() settles before any Spark job starts."""
+
+    ablator: AbstractAblator
+    specs: list[dict]
+    dataframe: Any  # the catalog dataset (pandas), or None
+    policy: AbstractEarlyStop
 
 
 def lagom(
@@ -65,7 +74,8 @@ def lagom(
     """
     started = time.time()
     train_fn, config = _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs)
-    ablator, specs, dataframe = _plan(train_fn, config)
+    plan = _plan(train_fn, config)
+    ablator, specs = plan.ablator, plan.specs
     title = _title(ablator)
 
     run_dir, earlier = _prepare_run_dir(config, specs)
@@ -78,7 +88,7 @@ def lagom(
 
     records = list(earlier)
     if todo:
-        records += _run(train_fn, config, todo, earlier, len(specs), run_dir, dataframe, spark)
+        records += _run(train_fn, config, plan, todo, earlier, run_dir, spark)
     ablator.finalize_experiment(records)
     _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=title)
     return _report(records, config, run_dir, time.time() - started, title)
@@ -96,12 +106,8 @@ def _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs) -> tu
     return train_fn, _make_config(config, kwargs)
 
 
-def _plan(train_fn: Any, config: AblationConfig) -> tuple[AbstractAblator, list[dict], Any]:
-    """Validates everything that can be checked without Spark and lists the trials.
-
-    Returns:
-        ``(ablator, trial specs, catalog dataframe or None)``.
-    """
+def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
+    """Validates everything that can be checked without Spark and lists the trials."""
     train_args = check_train_fn(train_fn)
     study = config.ablation_study
     ablator = _make_ablator(config)
@@ -119,19 +125,19 @@ def _plan(train_fn: Any, config: AblationConfig) -> tuple[AbstractAblator, list[
             **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
         }
     )
-    make_policy(config.es_policy, config.es_min)  # a bad policy fails here, not after Spark started
+    policy = make_policy(config.es_policy, config.es_min)  # a bad policy fails here, not after Spark started
     ablator.initialize()
     specs = []
     while (spec := ablator.get_trial()) is not None:
         specs.append(spec)
     if config.preflight:
         preflight(study, specs, dataframe)
-    return ablator, specs, dataframe
+    return _Plan(ablator, specs, dataframe, policy)
 
 
-def _run(train_fn, config: AblationConfig, todo: list[dict], earlier: list[dict], total: int,
-         run_dir: str, dataframe: Any, spark: Any) -> list[dict]:
-    """Runs the trials in ``todo`` on Spark; returns their records."""
+def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlier: list[dict],
+         run_dir: str, spark: Any) -> list[dict]:
+    """Runs the trials in ``todo`` on Spark (``earlier``: those a resumed run has); returns their records."""
     if spark is None:
         # One task runs many trials, so Spark may retry it more often than any one trial
         # is re-run; max_trial_retries is what bounds each trial.
@@ -140,7 +146,7 @@ def _run(train_fn, config: AblationConfig, todo: list[dict], earlier: list[dict]
     slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
     scheduler = TrialScheduler(
         todo,
-        policy=make_policy(config.es_policy, config.es_min),
+        policy=plan.policy,
         direction=config.direction,
         es_interval=config.es_interval,
         max_trial_retries=config.max_trial_retries,
@@ -155,8 +161,8 @@ def _run(train_fn, config: AblationConfig, todo: list[dict], earlier: list[dict]
         optimization_key=config.optimization_key,
         hb_interval=config.hb_interval,
         hb_timeout=config.hb_timeout,
-        dataframe=dataframe,
-        progress=Progress(total, config.direction, enabled=config.verbose, done=len(earlier)),
+        dataframe=plan.dataframe,
+        progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
     )
     return driver.run(spark, slots)

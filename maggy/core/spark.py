@@ -131,8 +131,8 @@ def get_session(slots: Optional[int], task_retries: int):
         .set("spark.driver.extraJavaOptions", java_opts)
         .set("spark.executor.extraJavaOptions", java_opts)
         .set("spark.python.worker.reuse", "true")
-        # Workers fork from a daemon that has imported torch already: a worker started
-        # after Spark retired an idle one is ready in ~0.5 s instead of ~3 s.
+        # Workers fork from a daemon that has imported torch already: a lagom() after Spark
+        # retired its idle workers starts its first trial in ~0.75 s instead of ~3 s.
         .set("spark.python.daemon.module", "maggy.core.worker_daemon")
     )
     # The JVM's own console output (JDK notices, Spark start-up lines, and the executors'

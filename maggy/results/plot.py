@@ -84,13 +84,14 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
         figure.suptitle(f"Effect of removing each component ({direction}imised metric){shown}",
                         y=1 - 0.1 / figure.get_figheight(), va="top")
     _set_margins(figure, [b[0] for b in bars], title_lines=2 if hidden else 1)
+    path = os.fspath(path)
     options = {}
-    if os.fspath(path).lower().endswith(".png"):
+    if path.lower().endswith(".png"):
         # Fast zlib level: the image is written after every run, and level 1 halves the
         # encoding time for a file ~20% larger.
         options["pil_kwargs"] = {"compress_level": 1}
-    figure.savefig(os.fspath(path), dpi=DPI, **options)
-    return os.fspath(path)
+    figure.savefig(path, dpi=DPI, **options)
+    return path
 
 
 def _set_margins(figure, labels: list[str], title_lines: int) -> None:
