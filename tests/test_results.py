@@ -278,6 +278,20 @@ def test_tensorboard_scalars(tmp_path):
     assert [s.value for s in scalars] == pytest.approx([0.9, 0.6, 0.4])
 
 
+def test_tensorboard_run_only_for_trials_with_metrics(tmp_path):
+    pytest.importorskip("tensorboard")
+    silent = trial(1, 0.4, feature="a")
+    silent["history"] = []  # train_fn broadcast nothing
+    assert write_tensorboard(silent, tmp_path) is False
+    assert not (tmp_path / "t1r0").exists()  # no empty run cluttering TensorBoard's list
+    # A trial run again (resume) adds a second file to its run instead of replacing the first.
+    again = trial(2, 0.4, feature="b")
+    for history in ([[0, 0.9]], [[0, 0.8], [1, 0.5]]):
+        again["history"] = history
+        assert write_tensorboard(again, tmp_path) is True
+    assert len(list((tmp_path / "t2r0").glob("events.out.tfevents.*"))) == 2
+
+
 def test_result_json_round_trip(tmp_path, repeated):
     repeated.append(trial(3, math.nan, status="failed", feature="z", error="x"))
     repeated.append(trial(4, math.inf, status="early_stopped", feature="w"))

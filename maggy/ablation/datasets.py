@@ -6,7 +6,6 @@ import abc
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from torch.utils.data import Dataset
 
 from maggy.util import to_pandas
@@ -81,6 +80,10 @@ class PandasDataset(MaggyDataset):
         label_idx = lowered.index(label_name.lower())
         self.label = columns[label_idx]
         self.columns = [c for i, c in enumerate(columns) if i != label_idx]
+        # Imported here: executors load this module for every trial, most never build a
+        # PandasDataset, and pandas costs a fresh Spark worker ~0.3 s to import.
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
         features = df.drop(columns=[self.label])
         non_numeric = [
             c for c in self.columns

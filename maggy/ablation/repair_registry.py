@@ -127,9 +127,14 @@ def register_repair_rule(module_type: type[nn.Module], rule: RepairRule) -> None
             :class:`RepairRule`.
 
     Example:
-        >>> register_repair_rule(Scale, RepairRule(
-        ...     expected=lambda m: m.weight.shape[0],
-        ...     rebuild=lambda m, width: Scale(width)))
+        >>> class Dense(nn.Linear):  # a layer type of the user's own
+        ...     pass
+        >>> rule = RepairRule(expected=lambda m: m.in_features,
+        ...                   rebuild=lambda m, width: Dense(width, m.out_features))
+        >>> register_repair_rule(Dense, rule)
+        >>> find_repair_rule(Dense) is rule
+        True
+        >>> unregister_repair_rule(Dense)  # leave the registry as it was
     """
     _check_module_type(module_type)
     if not isinstance(rule, RepairRule):
@@ -147,7 +152,12 @@ def unregister_repair_rule(module_type: type[nn.Module]) -> None:
         KeyError: no user rule is registered for ``module_type``.
 
     Example:
-        >>> unregister_repair_rule(Scale)
+        >>> class Wide(nn.Linear):
+        ...     pass
+        >>> register_repair_rule(Wide, RepairRule(expected=lambda m: 0, rebuild=lambda m, w: m))
+        >>> unregister_repair_rule(Wide)
+        >>> find_repair_rule(Wide) is find_repair_rule(nn.Linear)  # the built-in rule again
+        True
     """
     _check_module_type(module_type)
     if module_type not in _REGISTRY.user:

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,12 @@ def get_session(slots: Optional[int], task_retries: int):
         # retired its idle workers starts its first trial in ~0.75 s instead of ~3 s.
         .set("spark.python.daemon.module", "maggy.core.worker_daemon")
     )
+    if hasattr(socket, "AF_UNIX"):
+        # Over Spark's default TCP connection a reused worker received each task's input
+        # ~40 ms after its command; over a Unix socket the task starts in ~13 ms (measured
+        # on a 2-core VM; the whole job took 0.07 s instead of 0.11 s). Spark < 4.1 ignores
+        # the setting.
+        conf.set("spark.python.unix.domain.socket.enabled", "true")
     # The JVM's own console output (JDK notices, Spark start-up lines, and the executors'
     # stray stderr) goes to a log file instead of the user's notebook or terminal.
     global spark_log
@@ -153,10 +160,10 @@ def driver_hosts(spark) -> tuple[str, str]:
     Local masters keep everything on the loopback; on a cluster the server listens on all
     interfaces and executors reach it at ``spark.driver.host``.
     """
-    conf = spark.sparkContext.getConf()
-    master = conf.get("spark.master", "local")
-    if master.startswith("local"):
+    # Two single lookups: SparkContext.getConf() copies the whole configuration out of the
+    # JVM (~20 ms, before every experiment's first trial).
+    if spark.sparkContext.master.startswith("local"):
         return "127.0.0.1", "127.0.0.1"
-    host = conf.get("spark.driver.host", None) or "127.0.0.1"
+    host = spark.conf.get("spark.driver.host", None) or "127.0.0.1"
     bind = "127.0.0.1" if host.startswith("127.") or host == "localhost" else "0.0.0.0"
     return bind, host

@@ -20,6 +20,7 @@ def format_summary(result: Mapping[str, Any], title: str = "LOCO") -> str:
         The summary, lines joined by ``"\\n"`` (no trailing newline).
 
     Example:
+        >>> from maggy.results import build_result
         >>> records = [{"trial_id": "t0", "index": 0, "metric": 0.6663, "status": "finished"}]
         >>> print(format_summary(build_result(records, "min", 51)))
         ------ LOCO Results ------

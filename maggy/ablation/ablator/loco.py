@@ -35,10 +35,13 @@ class LOCO(AbstractAblator):
     produced k times, repeat by repeat.
 
     Example:
+        >>> from maggy.ablation import AblationStudy
         >>> study = AblationStudy("titanic", 1, "survived")
         >>> study.model.layers.include(2, 4)
         >>> ablator = LOCO(study); ablator.initialize(); ablator.get_number_of_trials()
         3
+        >>> [trial["ablated_layers"] for trial in ablator.trial_buffer]
+        [None, [2], [4]]
     """
 
     title = "LOCO"

@@ -24,8 +24,11 @@ class DriverClient:
         timeout: seconds a short call (register, heartbeat) may take before it fails.
 
     Example:
-        >>> client = DriverClient("127.0.0.1:50051", token)  # doctest: +SKIP
-        >>> executor_id = client.register(partition_id=0, task_attempt=0, host="h", pid=1)
+        >>> client = DriverClient("127.0.0.1:50051", "secret-token")  # connects on the first call
+        >>> executor_id = client.register(partition_id=0, task_attempt=0, host="h", pid=1)  # doctest: +SKIP
+        >>> client.heartbeat(executor_id, "t0", attempt=0, seq=1, metrics=[(1, 0.52)])  # doctest: +SKIP
+        False
+        >>> client.close()
     """
 
     def __init__(self, address: str, token: str, timeout: float = 30.0):
