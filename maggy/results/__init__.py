@@ -10,7 +10,7 @@ component it removed helped — ``metric - base`` for ``direction="min"``, ``bas
 """
 
 from maggy.results.files import load_records, load_result, save_result, write_tensorboard
-from maggy.results.plot import plot_effects, show_plot
+from maggy.results.plot import load_matplotlib, plot_effects, show_plot
 from maggy.results.summary import format_summary
 from maggy.results.table import COMPONENT_COLUMNS, TRIAL_COLUMNS, build_result, components_table
 
@@ -21,6 +21,7 @@ __all__ = [
     "components_table",
     "format_summary",
     "plot_effects",
+    "load_matplotlib",
     "show_plot",
     "write_tensorboard",
     "save_result",
