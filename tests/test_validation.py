@@ -136,3 +136,52 @@ def test_config_object_is_checked_too(study):
         AblationConfig(ablation_study=study, repeats=0)
     with pytest.raises(TypeError, match="ablation_study must be a maggy.ablation.AblationStudy"):
         AblationConfig(ablation_study="titanic")
+
+
+def _loco_specs(study):
+    from maggy.ablation.ablator.loco import LOCO
+
+    ablator = LOCO(study)
+    ablator.initialize()
+    return list(ablator.trial_buffer)
+
+
+def test_preflight_builds_each_distinct_model_once(catalog, titanic_df):
+    from maggy.core.validation import preflight
+
+    maggy.datasets.register("titanic", 1, titanic_df)
+    built = []
+
+    def counted():
+        built.append(1)
+        return model()
+
+    study = AblationStudy("titanic", 1, label_name="survived")
+    study.model.set_base_model_generator(counted)
+    study.features.include("age", "fare", "sex")
+    study.model.layers.include(1, 2)
+    specs = _loco_specs(study)
+    preflight(study, specs, maggy.datasets.load("titanic", 1))
+    # Rule: the base model, one model for every feature trial (same input width), one per
+    # layer trial; the 3 feature trials do not build 3 equal models.
+    assert len(specs) == 6 and len(built) == 4
+
+
+def test_preflight_still_names_every_trial_whose_model_cannot_be_built(catalog, titanic_df):
+    from maggy.core.validation import preflight
+
+    class SixInputs(nn.Module):  # no repair rule can widen or narrow this
+        def forward(self, x):
+            if x.shape[-1] != 6:
+                raise ValueError(f"expects 6 inputs, got {x.shape[-1]}")
+            return x
+
+    maggy.datasets.register("titanic", 1, titanic_df)
+    study = AblationStudy("titanic", 1, label_name="survived")
+    study.model.set_base_model_generator(lambda: nn.Sequential(SixInputs(), nn.Linear(6, 1)))
+    study.features.include("age", "fare")
+    specs = _loco_specs(study)
+    with pytest.raises(AblationError, match=r"2 of 3 trials cannot run") as raised:
+        preflight(study, specs, maggy.datasets.load("titanic", 1))
+    # Both feature trials build the same model, and both are named.
+    assert all(f"trial {s['trial_id']}" in str(raised.value) for s in specs[1:])

@@ -6,6 +6,7 @@ import difflib
 import inspect
 from typing import Any, Callable, Optional
 
+from maggy.ablation.datasets import input_info
 from maggy.ablation.study import AblationStudy
 from maggy.core.executor import TRAIN_FN_ARGS
 from maggy.core.trial_builder import build_dataset, build_model
@@ -119,6 +120,7 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
         return
     problems: list[str] = []
     datasets: dict[Any, Any] = {}
+    built: set = set()  # _model_key of models that built fine
     for spec in specs:
         if spec.get("repeat"):
             continue  # repeats build the same thing
@@ -132,7 +134,11 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
                 dataset = datasets[feature]
             else:
                 dataset = None
+            key = _model_key(spec, dataset)
+            if key in built:
+                continue  # e.g. every feature trial of a study: one model, one input width
             build_model(study, spec, dataset, log=log)
+            built.add(key)
         except AblationError as e:
             problems.append(str(e))
         except Exception as e:
@@ -141,3 +147,19 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
         raise AblationError(
             f"{len(problems)} of {len(specs)} trials cannot run; nothing was started:\n  - " + "\n  - ".join(problems)
         )
+
+
+def _model_key(spec: dict, dataset: Any) -> tuple:
+    """What a trial's model is built from, besides the seed: equal keys build equal models.
+
+    A sample input other than a tensor (or None) gives a key equal to no other.
+    """
+    shape, sample = input_info(dataset) if dataset is not None else (None, None)
+    if sample is None:
+        sample_key: Any = None
+    elif hasattr(sample, "shape") and hasattr(sample, "dtype"):
+        sample_key = (tuple(sample.shape), str(sample.dtype))
+    else:
+        sample_key = object()
+    layers = spec.get("ablated_layers")
+    return (spec.get("custom_model"), repr(layers), bool(spec.get("infer_activation")), shape, sample_key)
