@@ -300,7 +300,8 @@ class TrialScheduler:
         running.checked_steps = steps
         # running.values grows with each heartbeat instead of being rebuilt from the history,
         # so the scheduler's own work per heartbeat does not grow with the trial's length.
-        # The policy gets the live list under the lock: it must not keep or modify it.
+        # The policy gets the live lists under the lock: it must not modify them (the median
+        # rule remembers them, to read only what was added by its next call).
         return self.policy.decide(running.values, self._finished_histories, self.direction) is Decision.STOP
 
 

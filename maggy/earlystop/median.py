@@ -15,6 +15,9 @@ __all__ = ["DEFAULT_MIN_FINISHED", "MedianStoppingRule", "MedianEarlyStop"]
 # still give a median that one unlucky trial cannot drag around.
 DEFAULT_MIN_FINISHED = 3
 
+# Running trials whose best-so-far one rule remembers (far more than run at once).
+_MAX_MEMO = 1024
+
 
 class MedianStoppingRule(AbstractEarlyStop):
     """Stop a trial whose best metric so far is worse than the median of finished trials.
@@ -57,6 +60,12 @@ class MedianStoppingRule(AbstractEarlyStop):
                 f"median rule applies), got {min_finished!r}"
             )
         self.min_finished = min_finished
+        # Memos keyed by id() of the lists the driver hands in, each holding its list so the
+        # id cannot be reused while the entry lives. The driver passes the same finished
+        # histories (final) and the same growing list per running trial on every call, so
+        # a call costs O(finished trials + new values) instead of re-reading every history.
+        self._finished_averages: dict[int, tuple[Sequence[float], list[float]]] = {}
+        self._bests: dict[int, tuple[Sequence[float], int, str, float]] = {}
 
     def decide(
         self,
@@ -85,16 +94,15 @@ class MedianStoppingRule(AbstractEarlyStop):
             <Decision.STOP: 'stop'>
         """
         check_direction(direction)
-        history = _as_floats(history)
         steps = len(history)
         if steps == 0:
             return Decision.CONTINUE
 
-        best = _best_so_far(history, direction)
+        best = self._best_so_far(history, direction)
         if math.isnan(best):
             return Decision.CONTINUE
 
-        averages = _reference_averages(finished, steps)
+        averages = self._reference_averages(finished, steps)
         if len(averages) < self.min_finished:
             return Decision.CONTINUE
 
@@ -104,6 +112,35 @@ class MedianStoppingRule(AbstractEarlyStop):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(min_finished={self.min_finished})"
+
+    def _best_so_far(self, history: Sequence[float], direction: str) -> float:
+        """:func:`_best_so_far`, reading only the values added since the last call for this list."""
+        entry = self._bests.get(id(history))
+        if entry is not None and entry[0] is history and entry[1] <= len(history) and entry[2] == direction:
+            seen, best = entry[1], entry[3]
+        else:
+            seen, best = 0, math.nan
+            if len(self._bests) >= _MAX_MEMO:  # lists from callers that build new ones per call
+                self._bests.clear()
+        new = _best_so_far(_as_floats(history[seen:]), direction)
+        if math.isnan(best) or _is_worse(best, new, direction):
+            best = new
+        self._bests[id(history)] = (history, len(history), direction, best)
+        return best
+
+    def _reference_averages(self, finished: Sequence[Sequence[float]], steps: int) -> list[float]:
+        """:func:`_reference_averages`, from each finished history's running averages computed once."""
+        memo = {}
+        averages = []
+        for history in finished:
+            entry = self._finished_averages.get(id(history))
+            if entry is None or entry[0] is not history or len(entry[1]) != len(history):
+                entry = (history, _prefix_averages(_as_floats(history)))
+            memo[id(history)] = entry
+            if len(history) >= steps and not math.isnan(entry[1][steps - 1]):
+                averages.append(entry[1][steps - 1])
+        self._finished_averages = memo  # only the histories passed now: nothing else is kept
+        return averages
 
 
 MedianEarlyStop = MedianStoppingRule
@@ -122,10 +159,23 @@ def _running_average(values: Sequence[float], steps: int) -> float:
 
     ``inf`` and ``-inf`` together give NaN (the mean is undefined), which the caller drops.
     """
-    seen = [v for v in values[:steps] if not math.isnan(v)]
-    if not seen:
-        return math.nan
-    return math.fsum(seen) / len(seen) if all(map(math.isfinite, seen)) else sum(seen) / len(seen)
+    return _prefix_averages(values[:steps])[-1] if steps > 0 else math.nan
+
+
+def _prefix_averages(values: Sequence[float]) -> list[float]:
+    """``out[s - 1]`` is the running average of the first ``s`` values, for every ``s``, in one pass.
+
+    Sums left to right (the same in every Python version; ``sum()`` of floats is compensated
+    from 3.12 on), so a memoised average and a fresh one are the same float.
+    """
+    out = []
+    total, count = 0.0, 0
+    for v in values:
+        if not math.isnan(v):
+            total += v
+            count += 1
+        out.append(total / count if count else math.nan)
+    return out
 
 
 def _reference_averages(finished: Sequence[Sequence[float]], steps: int) -> list[float]:

@@ -235,3 +235,28 @@ def test_make_policy_rejects_others(bad):
 def test_make_policy_checks_es_min():
     with pytest.raises(ValueError, match="min_finished"):
         make_policy("median", 0)
+
+
+def test_decisions_on_growing_histories_match_fresh_ones():
+    # The driver hands the rule the same finished lists and one growing list per running
+    # trial on every call; what the rule remembers between calls must not change a decision.
+    import random
+
+    rng = random.Random(7)
+
+    def value():
+        r = rng.random()
+        return NAN if r < 0.05 else INF if r < 0.07 else -INF if r < 0.08 else rng.uniform(0.0, 2.0)
+
+    finished = [[value() for _ in range(rng.randint(1, 60))] for _ in range(6)]
+    for direction in ("min", "max"):
+        remembering = MedianStoppingRule(2)
+        running = [[], [], []]
+        for _ in range(60):
+            for history in running:
+                history.append(value())
+                fresh = MedianStoppingRule(2).decide(list(history), [list(h) for h in finished], direction)
+                assert remembering.decide(history, finished, direction) is fresh
+        finished.append(running[0])  # a trial finishing mid-run joins the reference set
+        assert remembering.decide(running[1], finished, direction) is MedianStoppingRule(2).decide(
+            list(running[1]), [list(h) for h in finished], direction)
