@@ -54,7 +54,7 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     figure = Figure(figsize=(8, max(2.5, 1.5 + 0.45 * len(bars))), dpi=DPI)
     ax = figure.subplots()
     metrics = _TextMetrics()
-    _set_margins(figure, metrics.widest([b[0] for b in bars]), title_lines=2 if hidden else 1)
+    _set_margins(figure, metrics.widest([b.label for b in bars]), title_lines=2 if hidden else 1)
     if bars:
         _draw_bars(ax, bars, metrics)
         sign, moved = ("metric − base", "raised") if direction == "min" else ("base − metric", "lowered")
