@@ -123,12 +123,15 @@ def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
     rows = list(enumerate(bars))
     plain = [(y, b) for y, b in rows if b.note is None and b.status != EARLY_STOPPED]
     stopped = [(y, b) for y, b in rows if b.note is None and b.status == EARLY_STOPPED]
+    # Collections rather than barh: barh adds each bar as a patch and updates the data
+    # limits from it, which the explicit limits set below make wasted work.
     if plain:
-        ax.barh([y for y, _ in plain], [b.delta for _, b in plain], edgecolor="black",
-                color=["tab:red" if b.delta > 0 else "tab:blue" for _, b in plain])
+        ax.add_collection(_bar_collection(plain, edgecolor="black",
+                                          facecolor=["tab:red" if b.delta > 0 else "tab:blue" for _, b in plain]),
+                          autolim=False)
     if stopped:
-        ax.barh([y for y, _ in stopped], [b.delta for _, b in stopped],
-                color="white", edgecolor="tab:grey", hatch="///")
+        ax.add_collection(_bar_collection(stopped, facecolor="white", edgecolor="tab:grey", hatch="///"),
+                          autolim=False)
     with_ci = [(y, b) for y, b in rows if b.note is None and math.isfinite(b.ci_low) and math.isfinite(b.ci_high)]
     if with_ci:
         ax.errorbar([b.delta for _, b in with_ci], [y for y, _ in with_ci], fmt="none", ecolor="black",
@@ -148,6 +151,14 @@ def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_xlim(*_x_limits(bars, [(x, metrics.width(t, s), a) for x, _, t, a, s, _ in notes],
                            axes_width=ax.get_position().width * ax.figure.get_figwidth()))
+
+
+def _bar_collection(rows: list[tuple[int, _Bar]], **style):
+    """One artist holding a horizontal bar (height 0.8, from 0 to the delta) per ``(y, bar)``."""
+    from matplotlib.collections import PolyCollection
+
+    boxes = [[(0.0, y - 0.4), (b.delta, y - 0.4), (b.delta, y + 0.4), (0.0, y + 0.4)] for y, b in rows]
+    return PolyCollection(boxes, closed=True, linewidth=1.0, **style)
 
 
 def _x_limits(bars: list[_Bar], notes: list[tuple[float, float, str]], axes_width: float) -> tuple[float, float]:
