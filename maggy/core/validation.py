@@ -119,8 +119,8 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
     if study.model.base_model_generator is None and not study.model.custom_model_generators:
         return
     problems: list[str] = []
-    datasets: dict[Any, Any] = {}
-    built: set = set()  # _model_key of models that built fine
+    datasets: dict[Any, tuple[Any, Any]] = {}  # feature -> (dataset, _input_key of it)
+    built: set = set()  # model keys of models that built fine
     for spec in specs:
         if spec.get("repeat"):
             continue  # repeats build the same thing
@@ -130,11 +130,14 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
         try:
             if study.dataset_generator is not None or dataframe is not None:
                 if feature not in datasets:
-                    datasets[feature] = build_dataset(study, spec, dataframe)
-                dataset = datasets[feature]
+                    dataset = build_dataset(study, spec, dataframe)
+                    datasets[feature] = (dataset, _input_key(dataset))
+                dataset, input_key = datasets[feature]
             else:
-                dataset = None
-            key = _model_key(spec, dataset)
+                dataset, input_key = None, None
+            # What a model is built from, besides the seed: equal keys build equal models.
+            key = (spec.get("custom_model"), repr(spec.get("ablated_layers")),
+                   bool(spec.get("infer_activation")), input_key)
             if key in built:
                 continue  # e.g. every feature trial of a study: one model, one input width
             build_model(study, spec, dataset, log=log)
@@ -149,17 +152,16 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
         )
 
 
-def _model_key(spec: dict, dataset: Any) -> tuple:
-    """What a trial's model is built from, besides the seed: equal keys build equal models.
+def _input_key(dataset: Any) -> tuple:
+    """What surgery learns from a dataset: its input shape and its sample input's shape and dtype.
 
     A sample input other than a tensor (or None) gives a key equal to no other.
     """
-    shape, sample = input_info(dataset) if dataset is not None else (None, None)
+    shape, sample = input_info(dataset)
     if sample is None:
         sample_key: Any = None
     elif hasattr(sample, "shape") and hasattr(sample, "dtype"):
         sample_key = (tuple(sample.shape), str(sample.dtype))
     else:
         sample_key = object()
-    layers = spec.get("ablated_layers")
-    return (spec.get("custom_model"), repr(layers), bool(spec.get("infer_activation")), shape, sample_key)
+    return shape, sample_key

@@ -131,16 +131,13 @@ class MedianStoppingRule(AbstractEarlyStop):
     def _reference_averages(self, finished: Sequence[Sequence[float]], steps: int) -> list[float]:
         """:func:`_reference_averages`, from each finished history's running averages computed once."""
         memo = {}
-        averages = []
         for history in finished:
             entry = self._finished_averages.get(id(history))
             if entry is None or entry[0] is not history or len(entry[1]) != len(history):
                 entry = (history, _prefix_averages(_as_floats(history)))
             memo[id(history)] = entry
-            if len(history) >= steps and not math.isnan(entry[1][steps - 1]):
-                averages.append(entry[1][steps - 1])
         self._finished_averages = memo  # only the histories passed now: nothing else is kept
-        return averages
+        return _averages_at([prefixes for _, prefixes in memo.values()], steps)
 
 
 MedianEarlyStop = MedianStoppingRule
@@ -184,12 +181,12 @@ def _reference_averages(finished: Sequence[Sequence[float]], steps: int) -> list
     Trials that reported fewer steps, or whose average is undefined (all NaN), are left out,
     so they do not count towards ``min_finished``.
     """
-    averages = (
-        _running_average(_as_floats(history), steps)
-        for history in finished
-        if len(history) >= steps
-    )
-    return [a for a in averages if not math.isnan(a)]
+    return _averages_at([_prefix_averages(_as_floats(history)) for history in finished], steps)
+
+
+def _averages_at(prefix_averages: Sequence[Sequence[float]], steps: int) -> list[float]:
+    """The running average over ``steps`` from each list of :func:`_prefix_averages` that has one."""
+    return [p[steps - 1] for p in prefix_averages if len(p) >= steps and not math.isnan(p[steps - 1])]
 
 
 def _median(values: Sequence[float]) -> float:

@@ -14,6 +14,10 @@ from maggy.core.journal import read_journal
 from maggy.results.table import COMPONENT_COLUMNS, TRIAL_COLUMNS, _REPEAT_COLUMNS, _frame, _jsonable
 
 
+#: Numbers the event files this process writes (part of each file's name).
+_event_files = itertools.count()
+
+
 def write_tensorboard(record: Mapping[str, Any], logdir: str | os.PathLike) -> bool:
     """Write a trial's metric history as TensorBoard scalars under ``logdir/<trial_id>/``.
 
@@ -63,10 +67,6 @@ def write_tensorboard(record: Mapping[str, Any], logdir: str | os.PathLike) -> b
             summary = Summary(value=[Summary.Value(tag="metric", simple_value=value)])
             writer.write(Event(wall_time=now, step=step, summary=summary).SerializeToString())
     return True
-
-
-#: Numbers the event files this process writes (part of each file's name).
-_event_files = itertools.count()
 
 
 def save_result(result: Mapping[str, Any], path: str | os.PathLike) -> str:

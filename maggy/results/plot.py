@@ -206,7 +206,7 @@ def _keep_largest(bars: list, limit: int) -> int:
 
 
 def _bars(result) -> list[_Bar]:
-    """(label, delta, ci_low, ci_high, status, note) per component, sorted for a bottom-up barh.
+    """One bar per component, in drawing order from the bottom up.
 
     ``note`` is set for components that get no bar: failed, or no finite delta.
     """
@@ -229,7 +229,7 @@ def _bars(result) -> list[_Bar]:
             note = f"delta {value:+}"
         bars.append(_Bar(row.component, value, _float(row.ci_low), _float(row.ci_high), row.status, note))
     # Components without a bar at the bottom, the rest by delta with the largest effect on top.
-    return sorted(bars, key=lambda b: (b[5] is None, b[1] if b[5] is None else 0.0))
+    return sorted(bars, key=lambda b: (b.note is None, b.delta if b.note is None else 0.0))
 
 
 def load_matplotlib() -> bool:
