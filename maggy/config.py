@@ -34,10 +34,15 @@ class AblationConfig:
         description: free text stored with the config.
         optimization_key: the key of the metric when ``train_fn`` returns a dict.
         hb_interval: seconds between heartbeats when a trial reports nothing new.
-        es_policy: ``"median"`` (the median stopping rule), ``"none"``, or an
+        es_policy: ``"median"`` (the median stopping rule), ``"base"`` (stop a trial that
+            trails the base trial, see ``es_margin``), ``"none"``, or an
             ``AbstractEarlyStop`` instance.
         es_interval: consult the early-stopping rule after every ``es_interval``-th step.
-        es_min: finished trials needed before the rule may stop anything.
+        es_min: finished trials needed before the median rule may stop anything.
+        es_grace_steps: no early-stopping decision before a trial reported this many metrics.
+        es_margin: ``es_policy="base"``: how far (relative to the base trial's metric at the
+            same step) a trial must trail the base to count as trailing; 0.25 = 25% worse.
+        es_patience: ``es_policy="base"``: consecutive trailing steps before the trial stops.
         num_executors: parallel trial slots; ``None`` uses what the cluster offers.
         seed: seed set before each trial's model is built and before ``train_fn`` runs, so
             base and ablated models start from the same weights; ``None`` disables seeding.
@@ -65,6 +70,9 @@ class AblationConfig:
     es_policy: Union[str, Any] = "median"
     es_interval: int = 1
     es_min: int = 3
+    es_grace_steps: int = 0
+    es_margin: float = 0.25
+    es_patience: int = 2
     num_executors: Optional[int] = None
     seed: Optional[int] = 0
     max_trial_retries: int = 2
@@ -92,6 +100,9 @@ class AblationConfig:
         _check_number("hb_timeout", self.hb_timeout, 0.1)
         _check_number("es_interval", self.es_interval, 1, integer=True)
         _check_number("es_min", self.es_min, 1, integer=True)
+        _check_number("es_grace_steps", self.es_grace_steps, 0, integer=True)
+        _check_number("es_margin", self.es_margin, 0)
+        _check_number("es_patience", self.es_patience, 1, integer=True)
         _check_number("num_executors", self.num_executors, 1, integer=True, allow_none=True)
         _check_number("max_trial_retries", self.max_trial_retries, 0, integer=True)
         _check_number("repeats", self.repeats, 1, integer=True)

@@ -131,7 +131,9 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
             **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
         }
     )
-    policy = make_policy(config.es_policy, config.es_min)  # a bad policy fails here, not after Spark started
+    # A bad policy fails here, not after Spark started.
+    policy = make_policy(config.es_policy, config.es_min, grace_steps=config.es_grace_steps,
+                         margin=config.es_margin, patience=config.es_patience)
     ablator.initialize()
     specs = []
     while (spec := ablator.get_trial()) is not None:
@@ -170,6 +172,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         es_interval=config.es_interval,
         max_trial_retries=config.max_trial_retries,
         finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == "finished"],
+        base_histories={r.get("repeat", 0): [v for _, v in r.get("history", [])] for r in earlier if r.get("index") == 0},
     )
     tensorboard = os.path.join(run_dir, "tensorboard")
     driver = Driver(

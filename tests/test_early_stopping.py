@@ -64,3 +64,38 @@ def test_es_policy_none_runs_every_step(spark, tmp_path):
     result = run(tmp_path, es_policy="none")
     assert set(result["trials"]["status"]) == {"finished"}
     assert set(result["trials"]["steps"]) == {STEPS}
+
+
+def test_base_rule_stops_only_trials_that_trail_the_base(spark, tmp_path):
+    # GOOD trials are within 8% of the base (b = 1.02); BAD ones are twice as bad or worse.
+    result = run(tmp_path, es_policy="base", es_margin=0.25, es_patience=2)
+    trials = result["trials"].set_index(result["trials"]["ablated_feature"].fillna("base"))
+    records = {r["ablated_feature"] or "base": r for r in _journal(result["run_dir"])}
+    # Rule: the base trial and every trial within the margin run to the end.
+    for name in ("base", *GOOD):
+        assert trials.loc[name, "status"] == "finished" and trials.loc[name, "steps"] == STEPS, name
+    # Rule: every trial that trails the base by more than the margin is stopped, early, and
+    # its record says where and by how much it trailed (a lower bound of its effect).
+    for name, b in BAD.items():
+        assert trials.loc[name, "status"] == "early_stopped", trials[["status", "steps"]]
+        assert trials.loc[name, "steps"] < STEPS / 2
+        record = records[name]
+        assert record["stop_step"] >= 1  # patience 2: never at the first report (step 0)
+        assert record["stop_base_gap"] == pytest.approx(b / 1.02 - 1, abs=1e-6)
+
+
+def test_grace_steps_keep_the_median_rule_quiet_early(spark, tmp_path):
+    result = run(tmp_path, es_policy="median", es_min=2, es_grace_steps=8)
+    trials = result["trials"]
+    stopped = trials[trials["status"] == "early_stopped"]
+    # Rule: no trial is stopped before it reported es_grace_steps metrics.
+    assert len(stopped) >= 1
+    assert (stopped["steps"] >= 8).all(), stopped[["ablated_feature", "steps"]]
+
+
+def _journal(run_dir):
+    import json
+    import os
+
+    with open(os.path.join(run_dir, "trials.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

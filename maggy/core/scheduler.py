@@ -17,6 +17,7 @@ import time
 from typing import Any, Optional, Sequence
 
 from maggy.earlystop import AbstractEarlyStop, Decision, NoEarlyStop
+from maggy.earlystop.base_relative import relative_gap
 
 __all__ = ["TrialScheduler", "SchedulerError", "TERMINAL_STATUSES"]
 
@@ -43,6 +44,7 @@ class _Running:
     last_seq: int = 0
     stop: bool = False
     checked_steps: int = 0
+    stop_info: Optional[dict] = None  # where the rule stopped it: step, gap to the base
 
 
 @dataclasses.dataclass
@@ -83,6 +85,7 @@ class TrialScheduler:
         es_interval: int = 1,
         max_trial_retries: int = 2,
         finished_histories: Sequence[Sequence[float]] = (),
+        base_histories: Optional[dict] = None,
     ):
         self._cond = threading.Condition()
         self._specs = {spec["trial_id"]: spec for spec in specs}
@@ -94,6 +97,9 @@ class TrialScheduler:
         self._by_partition: dict[int, str] = {}
         self._ids = itertools.count(1)
         self._finished_histories = [list(h) for h in finished_histories]
+        # repeat -> the base trial's metric values so far: the live list of a running base
+        # trial, or the history of one that finished (also in an earlier, resumed run).
+        self._base_values: dict[int, list] = {int(r): list(v) for r, v in (base_histories or {}).items()}
         self._closed = False
         self.policy = policy
         self.direction = direction
@@ -191,6 +197,7 @@ class TrialScheduler:
                 self.events.put(("log", (trial_id, list(logs))))
             if metrics and not running.stop and self._should_stop(running):
                 running.stop = True
+                running.stop_info = self._stop_info(running)
                 self.events.put(("stopping", trial_id))
             return running.stop
 
@@ -241,6 +248,8 @@ class TrialScheduler:
         self._attempts[trial_id] += 1
         now = time.monotonic()
         self._running[trial_id] = _Running(spec, self._attempts[trial_id], executor_id, now, now)
+        if spec.get("index") == 0:
+            self._base_values[spec.get("repeat", 0)] = self._running[trial_id].values
         executor.trial_id = trial_id
         self.events.put(("started", (trial_id, executor.name, self._attempts[trial_id])))
         return self._attempts[trial_id]
@@ -260,9 +269,11 @@ class TrialScheduler:
             duration_s=result.get("duration_s", time.monotonic() - running.started),
             executor=executor.name,
             error=result.get("error") or None,
+            stop=running.stop_info if result["status"] == "early_stopped" else None,
         )
 
-    def _record(self, spec: dict, status: str, metric=None, history=(), duration_s=0.0, executor=None, error=None) -> None:
+    def _record(self, spec: dict, status: str, metric=None, history=(), duration_s=0.0, executor=None,
+                error=None, stop: Optional[dict] = None) -> None:
         trial_id = spec["trial_id"]
         record = dict(spec)
         record.update(
@@ -275,6 +286,8 @@ class TrialScheduler:
             error=error,
             attempts=self._attempts[trial_id],
         )
+        if stop is not None:
+            record.update(stop)
         self._done[trial_id] = record
         if status == "finished":  # the median rule compares with trials that ran their course
             self._finished_histories.append([v for _, v in record["history"]])
@@ -302,7 +315,27 @@ class TrialScheduler:
         # so the scheduler's own work per heartbeat does not grow with the trial's length.
         # The policy gets the live lists under the lock: it must not modify them (the median
         # rule remembers them, to read only what was added by its next call).
-        return self.policy.decide(running.values, self._finished_histories, self.direction) is Decision.STOP
+        extra = {"base": self._base_of(running)} if self.policy.uses_base else {}
+        return self.policy.decide(running.values, self._finished_histories, self.direction, **extra) is Decision.STOP
+
+    def _base_of(self, running: _Running) -> Optional[list]:
+        """The metric values of the base trial of ``running``'s repeat, so far (None: not started)."""
+        return self._base_values.get(running.spec.get("repeat", 0))
+
+    def _stop_info(self, running: _Running) -> dict:
+        """What a stopped trial's record says about the stop: at which step, how far behind the base.
+
+        ``stop_step`` is the step number of the last metric the rule saw; ``stop_base_gap`` the
+        relative gap to the base trial's metric at the same report (> 0: worse than the base;
+        None when the base had not reported that far).
+        """
+        base = self._base_of(running)
+        at = len(running.values)
+        gap = None
+        if base is not None and len(base) >= at:
+            value = relative_gap(running.values[at - 1], base[at - 1], self.direction)
+            gap = None if value != value else round(value, 6)  # NaN: no relative scale
+        return {"stop_step": running.history[-1][0], "stop_base_gap": gap, "stop_rule": repr(self.policy)}
 
 
 def _add_metrics(running: _Running, metrics) -> None:

@@ -68,6 +68,10 @@ class AbstractEarlyStop(abc.ABC):
         ['t1']
     """
 
+    #: True for rules that compare with the base trial: the driver then passes the base
+    #: trial's values so far (same repeat) as ``decide(..., base=values)``.
+    uses_base: bool = False
+
     @abc.abstractmethod
     def decide(
         self,

@@ -39,9 +39,12 @@ class MedianStoppingRule(AbstractEarlyStop):
     Args:
         min_finished: how many finished trials (that reached the step) are needed before the
             rule applies. The ``es_min`` field of ``AblationConfig``.
+        grace_steps: no decision before the trial reported this many values (a warm-up, as
+            Ray's ``grace_period`` and Optuna's ``n_warmup_steps``): early values of a
+            learning curve say little about where it ends. ``es_grace_steps`` in the config.
 
     Raises:
-        ValueError: if ``min_finished`` is not an int >= 1.
+        ValueError: if ``min_finished`` is not an int >= 1 or ``grace_steps`` not an int >= 0.
 
     Example:
         >>> rule = MedianStoppingRule(min_finished=2)
@@ -52,14 +55,17 @@ class MedianStoppingRule(AbstractEarlyStop):
         <Decision.CONTINUE: 'continue'>
     """
 
-    def __init__(self, min_finished: int = DEFAULT_MIN_FINISHED) -> None:
+    def __init__(self, min_finished: int = DEFAULT_MIN_FINISHED, grace_steps: int = 0) -> None:
         # bool is an int subclass, but True as a count is almost certainly a mistake.
         if isinstance(min_finished, bool) or not isinstance(min_finished, int) or min_finished < 1:
             raise ValueError(
                 f"min_finished must be an int >= 1 (the finished trials needed before the "
                 f"median rule applies), got {min_finished!r}"
             )
+        if isinstance(grace_steps, bool) or not isinstance(grace_steps, int) or grace_steps < 0:
+            raise ValueError(f"es_grace_steps must be an int >= 0, got {grace_steps!r}")
         self.min_finished = min_finished
+        self.grace_steps = grace_steps
         # Memos keyed by id() of the lists the driver hands in, each holding its list so the
         # id cannot be reused while the entry lives. The driver passes the same finished
         # histories (final) and the same growing list per running trial on every call, so
@@ -95,7 +101,7 @@ class MedianStoppingRule(AbstractEarlyStop):
         """
         check_direction(direction)
         steps = len(history)
-        if steps == 0:
+        if steps == 0 or steps < self.grace_steps:
             return Decision.CONTINUE
 
         best = self._best_so_far(history, direction)
@@ -111,7 +117,8 @@ class MedianStoppingRule(AbstractEarlyStop):
         return Decision.CONTINUE
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(min_finished={self.min_finished})"
+        grace = f", grace_steps={self.grace_steps}" if self.grace_steps else ""
+        return f"{type(self).__name__}(min_finished={self.min_finished}{grace})"
 
     def _best_so_far(self, history: Sequence[float], direction: str) -> float:
         """:func:`_best_so_far`, reading only the values added since the last call for this list."""

@@ -228,7 +228,7 @@ def test_make_policy_names_instances_and_classes():
 
 @pytest.mark.parametrize("bad", ["mean", None, 3, object(), AbstractEarlyStop, int])
 def test_make_policy_rejects_others(bad):
-    with pytest.raises(ValueError, match=r"es_policy .*(\['median', 'none'\]|abstract)"):
+    with pytest.raises(ValueError, match=r"es_policy .*(\['base', 'median', 'none'\]|abstract)"):
         make_policy(bad)
 
 
