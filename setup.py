@@ -30,6 +30,8 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.6",
         "tensorboard>=2.12",
+        # TLS for the driver's channel: a certificate per experiment (maggy/core/rpc/tls.py).
+        "cryptography>=41",
     ],
     extras_require={
         "dev": [

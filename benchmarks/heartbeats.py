@@ -28,7 +28,11 @@ Real executors send far fewer: a trial's reporter sends at most one heartbeat ev
 ``maggy.core.reporter.MIN_HEARTBEAT_GAP`` (0.1 s), however often train_fn broadcasts, so 64
 executors make at most ~640 a second.
 
-    python3 benchmarks/heartbeats.py [--executors 64] [--processes 4] [--seconds 10]
+With ``--tls`` the maggy server runs twice, in plain text and with TLS (a certificate made
+for the run, pinned by the clients, as on a cluster), and the JSON gains ``tls``: the same
+figures over TLS and their ratio to plain text.
+
+    python3 benchmarks/heartbeats.py [--executors 64] [--processes 4] [--seconds 10] [--tls]
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from maggy.core.rpc import serve  # noqa: E402
 from maggy.core.rpc.client import DriverClient, pb  # noqa: E402
 from maggy.core.rpc.generated import maggy_pb2_grpc  # noqa: E402
+from maggy.core.rpc.tls import make_certificate  # noqa: E402
 from maggy.core.scheduler import TrialScheduler  # noqa: E402
 from maggy.core.servicer import DriverServicer  # noqa: E402
 from maggy.earlystop import make_policy  # noqa: E402
@@ -59,9 +64,9 @@ from maggy.trial import make_spec  # noqa: E402
 TOKEN = "benchmark-token"
 
 
-def _executor(address: str, partition: int, ready, go, deadline_box, out: list) -> None:
+def _executor(address: str, partition: int, ready, go, deadline_box, out: list, cert_pem=None) -> None:
     """One simulated executor: register, take a trial, heartbeat until the deadline."""
-    with DriverClient(address, TOKEN) as client:
+    with DriverClient(address, TOKEN, tls_cert=cert_pem) as client:
         executor_id = client.register(partition, 0, "bench", os.getpid())
         trial = client.next(executor_id).trial
         ready.release()
@@ -80,14 +85,14 @@ def _executor(address: str, partition: int, ready, go, deadline_box, out: list) 
         out.append((trial.trial_id, latencies))
 
 
-def _client_process(address: str, partitions: list, ready, go, start_at, seconds: float, results) -> None:
+def _client_process(address: str, partitions: list, ready, go, start_at, seconds: float, results, cert_pem=None) -> None:
     """A process running one thread per simulated executor."""
     local_ready = threading.Semaphore(0)
     local_go = threading.Event()
     deadline_box = [0.0]
     out: list = []
     threads = [
-        threading.Thread(target=_executor, args=(address, p, local_ready, local_go, deadline_box, out))
+        threading.Thread(target=_executor, args=(address, p, local_ready, local_go, deadline_box, out, cert_pem))
         for p in partitions
     ]
     for t in threads:
@@ -137,7 +142,7 @@ def _bare_serve(workers: int):
         server.stop(grace=None)
 
 
-def _drive(port: int, args) -> tuple[list, float, float]:
+def _drive(port: int, args, cert_pem=None) -> tuple[list, float, float]:
     """Runs the client processes against ``port``; returns (per-process results, server CPU s, client CPU s)."""
     ctx = mp.get_context("spawn")  # no fork of a process that runs gRPC threads
     groups = [list(range(i, args.executors, args.processes)) for i in range(args.processes)]
@@ -147,7 +152,7 @@ def _drive(port: int, args) -> tuple[list, float, float]:
     start_at = ctx.Value("d", 0.0)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_client_process, args=(f"127.0.0.1:{port}", g, r, go, start_at, args.seconds, results))
+        ctx.Process(target=_client_process, args=(f"127.0.0.1:{port}", g, r, go, start_at, args.seconds, results, cert_pem))
         for g, r in zip(groups, readies)
     ]
     for p in procs:
@@ -178,23 +183,8 @@ def _figures(outs: list, server_cpu: float, client_cpu: float, seconds: float) -
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--executors", type=int, default=64)
-    parser.add_argument("--processes", type=int, default=4, help="client processes (threads spread over them)")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--policy", default="median", choices=["median", "none"])
-    parser.add_argument("--workers", type=int, default=None,
-                        help="server handler threads (default: as the driver sizes it)")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the bare gRPC server run")
-    args = parser.parse_args()
-    workers = args.workers or 2 * args.executors + 16
-
-    out: dict = {"benchmark": "heartbeats"}
-    if not args.no_baseline:
-        with _bare_serve(workers) as (_, port):
-            bare = _figures(*_drive(port, args), args.seconds)
-
+def _maggy_run(args, workers: int, certificate=None) -> dict:
+    """The clients against maggy's real server (TLS with ``certificate``); its figures."""
     specs = [make_spec(i, ablated_feature=None if i == 0 else f"f{i}") for i in range(args.executors)]
     scheduler = TrialScheduler(specs, policy=make_policy(args.policy, 3), direction="min")
 
@@ -204,8 +194,9 @@ def main() -> None:
 
     drainer = threading.Thread(target=drain, daemon=True)
     drainer.start()
-    with serve(DriverServicer(scheduler), TOKEN, max_workers=workers) as (_, port):
-        outs, server_cpu, client_cpu = _drive(port, args)
+    with serve(DriverServicer(scheduler), TOKEN, max_workers=workers, certificate=certificate) as (_, port):
+        cert_pem = certificate.cert_pem if certificate is not None else None
+        outs, server_cpu, client_cpu = _drive(port, args, cert_pem)
         scheduler.events.put(("stop-benchmark", None))
         drainer.join()
         histories = {tid: list(r.history) for tid, r in scheduler._running.items()}
@@ -214,8 +205,34 @@ def main() -> None:
         histories.get(trial_id) == [[s, 1.0 / s] for s in range(1, len(lats) + 1)]
         for out in outs for trial_id, lats in out
     )
-    out.update(_figures(outs, server_cpu, client_cpu, args.seconds))
-    out["every_pair_recorded"] = complete
+    figures = _figures(outs, server_cpu, client_cpu, args.seconds)
+    figures["every_pair_recorded"] = complete
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--executors", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=4, help="client processes (threads spread over them)")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--policy", default="median", choices=["median", "none"])
+    parser.add_argument("--workers", type=int, default=None,
+                        help="server handler threads (default: as the driver sizes it)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare gRPC server run")
+    parser.add_argument("--tls", action="store_true", help="also run maggy's server with TLS")
+    args = parser.parse_args()
+    workers = args.workers or 2 * args.executors + 16
+
+    out: dict = {"benchmark": "heartbeats"}
+    if not args.no_baseline:
+        with _bare_serve(workers) as (_, port):
+            bare = _figures(*_drive(port, args), args.seconds)
+
+    out.update(_maggy_run(args, workers))
+    if args.tls:
+        secure = _maggy_run(args, workers, make_certificate())
+        secure["vs_plain_text"] = round(secure["heartbeats_per_s"] / max(1, out["heartbeats_per_s"]), 3)
+        out["tls"] = secure
     if not args.no_baseline:
         out["bare_grpc"] = bare
         out["vs_bare_grpc"] = round(out["heartbeats_per_s"] / max(1, bare["heartbeats_per_s"]), 3)

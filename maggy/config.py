@@ -52,6 +52,9 @@ class AblationConfig:
             a result in its journal.
         repeats: run every trial this many times with seeds ``seed .. seed + repeats - 1``.
         hb_timeout: seconds without a heartbeat after which a running trial counts as lost.
+        tls: encrypt the driver's gRPC channel with a certificate made for this run, which
+            executors pin (docs/faults.md); ``None`` (default): on when executors may run on
+            other machines, off for a local master.
         preflight: build every trial's model on the driver before starting Spark, so
             impossible ablations fail in seconds.
         verbose: show the progress bar and print the summary.
@@ -81,6 +84,7 @@ class AblationConfig:
     repeats: int = 1
     hb_timeout: float = 60.0
     preflight: bool = True
+    tls: Optional[bool] = None
     verbose: bool = True
 
     def __post_init__(self):
@@ -106,6 +110,8 @@ class AblationConfig:
         _check_number("num_executors", self.num_executors, 1, integer=True, allow_none=True)
         _check_number("max_trial_retries", self.max_trial_retries, 0, integer=True)
         _check_number("repeats", self.repeats, 1, integer=True)
+        if self.tls is not None and not isinstance(self.tls, bool):
+            raise ValueError(f"tls must be True, False or None (on when executors are remote), got {self.tls!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
 

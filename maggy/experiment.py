@@ -186,6 +186,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         dataframe=plan.dataframe,
         progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
+        tls=config.tls,
     )
     return driver.run(spark, slots)
 

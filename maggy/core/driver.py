@@ -11,10 +11,12 @@ import uuid
 from typing import Any, Callable, Optional
 
 from maggy.ablation.repair import user_rules
+from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
 from maggy.core.journal import Journal
 from maggy.core.progress import Progress
 from maggy.core.rpc.server import serve
+from maggy.core.rpc.tls import make_certificate
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.servicer import DriverServicer
 from maggy.core.spark import driver_hosts
@@ -55,6 +57,9 @@ class Driver:
         dataframe: the catalog dataset (pandas), shipped once per executor as a broadcast.
         progress: the progress display.
         on_record: called with each trial record as it arrives (after it is journaled).
+        tls: encrypt the channel with a certificate made for this run, which executors pin;
+            ``None``: on when executors may dial from other machines (see
+            :mod:`maggy.core.endpoint`), off for a local master.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class Driver:
         dataframe: Any = None,
         progress: Optional[Progress] = None,
         on_record: Optional[Callable[[dict], None]] = None,
+        tls: Optional[bool] = None,
     ):
         self.scheduler = scheduler
         self.run_dir = run_dir
@@ -80,6 +86,7 @@ class Driver:
         self.dataframe = dataframe
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
+        self.tls = tls
         self.journal = Journal(os.path.join(run_dir, "trials.jsonl"))
         self._logs: dict[str, Any] = {}
         self._spark_error: Optional[BaseException] = None
@@ -88,14 +95,18 @@ class Driver:
         """Runs every trial of the scheduler on ``slots`` Spark tasks; returns the new records."""
         sc = spark.sparkContext
         token = secrets.token_urlsafe(32)
-        bind, advertise = driver_hosts(spark)
+        endpoint = Endpoint.resolve(*driver_hosts(spark))
+        use_tls = endpoint.is_remote if self.tls is None else self.tls
+        certificate = make_certificate() if use_tls else None
         group = f"maggy-{uuid.uuid4().hex[:12]}"
         records: list[dict] = []
-        with serve(DriverServicer(self.scheduler), token, host=bind, max_workers=2 * slots + 16) as (_, port):
+        with serve(DriverServicer(self.scheduler), token, host=endpoint.bind_host, port=endpoint.bind_port,
+                   max_workers=2 * slots + 16, certificate=certificate) as (_, port):
             dataframe = sc.broadcast(self.dataframe) if self.dataframe is not None else None
             ctx = ExecutorContext(
-                address=f"{advertise}:{port}",
+                address=endpoint.address(port),
                 token=token,
+                tls_cert=certificate.cert_pem if certificate is not None else None,
                 study=self.study,
                 train_fn=self.train_fn,
                 optimization_key=self.optimization_key,

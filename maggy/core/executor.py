@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import grpc
 
@@ -46,6 +46,8 @@ class ExecutorContext:
         dataframe: the catalog dataset, as a Spark broadcast variable or a pandas frame.
         repair_rules: repair rules the user registered on the driver (module class -> rule);
             the registry is per process, so the executors install them before their trials.
+        tls_cert: the run's certificate (PEM) when the channel is encrypted: the only one
+            the executor's channel trusts.
     """
 
     address: str
@@ -56,6 +58,7 @@ class ExecutorContext:
     hb_interval: float = 1.0
     dataframe: Any = None
     repair_rules: dict = dataclasses.field(default_factory=dict)
+    tls_cert: Optional[bytes] = None
 
     def load_dataframe(self):
         """The catalog dataset (unwrapping a Spark broadcast variable)."""
@@ -199,7 +202,7 @@ def run_task(ctx: ExecutorContext) -> Callable:
         _set_current_device(pick_device(gpus, partition))
         for module_type, rule in ctx.repair_rules.items():
             register_repair_rule(module_type, rule)
-        with DriverClient(ctx.address, ctx.token) as client:
+        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:
             executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
             result = None
             while True:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import grpc
 
 from maggy.core.rpc.generated import maggy_pb2, maggy_pb2_grpc
 from maggy.core.rpc.server import MAX_MESSAGE_BYTES, TOKEN_METADATA_KEY
+from maggy.core.rpc.tls import channel_credentials, channel_options
 
 __all__ = ["DriverClient", "pb"]
 
@@ -22,6 +23,8 @@ class DriverClient:
         address: ``host:port`` of the driver's server.
         token: the experiment's secret token.
         timeout: seconds a short call (register, heartbeat) may take before it fails.
+        tls_cert: the experiment's certificate (PEM); the channel is then encrypted and
+            accepts that certificate only. ``None``: plain text.
 
     Example:
         >>> client = DriverClient("127.0.0.1:50051", "secret-token")  # connects on the first call
@@ -31,14 +34,15 @@ class DriverClient:
         >>> client.close()
     """
 
-    def __init__(self, address: str, token: str, timeout: float = 30.0):
-        self._channel = grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+    def __init__(self, address: str, token: str, timeout: float = 30.0, tls_cert: Optional[bytes] = None):
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls_cert is not None:
+            self._channel = grpc.secure_channel(address, channel_credentials(tls_cert), options + channel_options())
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
         self._stub = maggy_pb2_grpc.DriverStub(self._channel)
         self._metadata = ((TOKEN_METADATA_KEY, token),)
         self._timeout = timeout

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import hmac
 from concurrent import futures
-from typing import Iterator
+from typing import Iterator, Optional
 
 import grpc
 
 from maggy.core.rpc.generated import maggy_pb2_grpc
+from maggy.core.rpc.tls import ExperimentCertificate, server_credentials
 
 __all__ = ["TOKEN_METADATA_KEY", "MAX_MESSAGE_BYTES", "TokenInterceptor", "serve"]
 
@@ -54,6 +55,8 @@ def serve(
     token: str,
     host: str = "127.0.0.1",
     max_workers: int = 16,
+    certificate: Optional[ExperimentCertificate] = None,
+    port: int = 0,
 ) -> Iterator[tuple[grpc.Server, int]]:
     """Runs the driver service until the ``with`` block ends.
 
@@ -63,6 +66,9 @@ def serve(
         host: interface to bind; ``0.0.0.0`` when executors run on other machines.
         max_workers: handler threads. ``Next`` calls block while executors wait for a trial,
             so this must exceed the number of trial slots.
+        certificate: serve TLS with this certificate (:mod:`maggy.core.rpc.tls`); ``None``
+            serves plain text.
+        port: the port to bind; 0 lets the operating system pick a free one.
 
     Yields:
         ``(server, port)``, the port picked by the operating system.
@@ -83,7 +89,12 @@ def serve(
         options=options,
     )
     maggy_pb2_grpc.add_DriverServicer_to_server(servicer, server)
-    port = server.add_insecure_port(f"{host}:0")
+    if certificate is not None:
+        port = server.add_secure_port(f"{host}:{port}", server_credentials(certificate))
+    else:
+        port = server.add_insecure_port(f"{host}:{port}")
+    if port == 0:
+        raise OSError(f"the driver's gRPC server could not bind {host}:{port} (port in use?)")
     server.start()
     try:
         yield server, port
