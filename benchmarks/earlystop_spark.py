@@ -27,6 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--es-min", type=int, default=3)
     parser.add_argument("--grace", type=int, default=3, help="es_grace_steps of the median rule's second run")
+    parser.add_argument("--margin", type=float, default=0.25, help="es_margin of the base rule")
+    parser.add_argument("--patience", type=int, default=2, help="es_patience of the base rule")
     parser.add_argument("--step-seconds", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -84,7 +86,8 @@ def main() -> None:
     rules = {
         f"median(es_min={args.es_min})": ("median", {}),
         f"median(es_min={args.es_min}, grace={args.grace})": ("median", {"es_grace_steps": args.grace}),
-        "base(margin=0.25, patience=2)": ("base", {}),
+        f"base(margin={args.margin:g}, patience={args.patience})": (
+            "base", {"es_margin": args.margin, "es_patience": args.patience}),
     }
     for label, (policy, es) in rules.items():
         stopped, stopped_s = run(policy, **es)

@@ -196,9 +196,9 @@ class TrialScheduler:
             if logs:
                 self.events.put(("log", (trial_id, list(logs))))
             if metrics and not running.stop and self._should_stop(running):
-                running.stop = True
-                running.stop_info = self._stop_info(running)
-                self.events.put(("stopping", trial_id))
+                self._stop(running)
+            if metrics and running.spec.get("index") == 0 and getattr(self.policy, "uses_base", False):
+                self._recheck_against_base(running, added=len(metrics))
             return running.stop
 
     # -- called by the controller -----------------------------------------------------
@@ -317,6 +317,28 @@ class TrialScheduler:
         # rule remembers them, to read only what was added by its next call).
         extra = {"base": self._base_of(running)} if self.policy.uses_base else {}
         return self.policy.decide(running.values, self._finished_histories, self.direction, **extra) is Decision.STOP
+
+    def _recheck_against_base(self, base: _Running, added: int) -> None:
+        """Asks the rule again about the trials of ``base``'s repeat, now that the base reported more.
+
+        A trial that got ahead of its base trial could not be compared at its own heartbeat;
+        without this it would wait for its next one, a step or more later.
+        """
+        repeat = base.spec.get("repeat", 0)
+        for other in self._running.values():
+            if other is base or other.stop or not other.values or other.spec.get("repeat", 0) != repeat:
+                continue
+            before = len(base.values) - added
+            if not before < len(other.values) <= len(base.values):
+                continue  # compared at its own heartbeat already, or still ahead of the base
+            if self.policy.decide(other.values, self._finished_histories, self.direction, base=base.values) is Decision.STOP:
+                self._stop(other)
+
+    def _stop(self, running: _Running) -> None:
+        """Sets the trial's stop flag (its next heartbeat reply carries it) and notes why."""
+        running.stop = True
+        running.stop_info = self._stop_info(running)
+        self.events.put(("stopping", running.spec["trial_id"]))
 
     def _base_of(self, running: _Running) -> Optional[list]:
         """The metric values of the base trial of ``running``'s repeat, so far (None: not started)."""

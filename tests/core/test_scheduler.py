@@ -107,3 +107,22 @@ def test_fail_remaining_ends_pending_and_running_trials():
     records = scheduler.records()
     assert len(records) == 3 and {r["status"] for r in records} == {"failed"}
     assert all("boom" in r["error"] for r in records)
+
+
+def test_base_rule_compares_at_the_same_report_and_catches_up_with_the_base():
+    from maggy.earlystop import BaseRelativeRule
+
+    scheduler = TrialScheduler(_specs(2), policy=BaseRelativeRule(margin=0.25, patience=1), direction="min")
+    a, b = scheduler.register(0, 0, "h"), scheduler.register(1, 0, "h")
+    (base, base_attempt), (trial, attempt) = scheduler.next(a), scheduler.next(b)
+    # Rule: a trial ahead of its base cannot be compared yet; it keeps running.
+    assert scheduler.heartbeat(b, trial["trial_id"], attempt, 1, [(0, 2.0)], []) is False
+    # Rule: the base trial is never stopped; once it reports that step, the trailing trial is
+    # stopped right away (its next heartbeat reply carries the flag), 100% behind the base.
+    assert scheduler.heartbeat(a, base["trial_id"], base_attempt, 1, [(0, 1.0)], []) is False
+    assert scheduler.heartbeat(b, trial["trial_id"], attempt, 2, [], []) is True
+    result = {"trial_id": trial["trial_id"], "attempt": attempt, "status": "early_stopped", "metric": 2.0}
+    scheduler.next(b, result, wait=0)
+    done = {r["trial_id"]: r for r in scheduler.records()}[trial["trial_id"]]
+    # The record says where it stopped and how far behind the base it was.
+    assert (done["status"], done["stop_step"], done["stop_base_gap"]) == ("early_stopped", 0, 1.0)
