@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--es-min", type=int, default=3)
     parser.add_argument("--grace", type=int, default=3, help="es_grace_steps of the median rule's second run")
     parser.add_argument("--margin", type=float, default=0.25, help="es_margin of the base rule")
-    parser.add_argument("--patience", type=int, default=2, help="es_patience of the base rule")
+    parser.add_argument("--patience", type=int, default=1, help="es_patience of the base rule")
     parser.add_argument("--step-seconds", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -75,7 +75,7 @@ class AblationConfig:
     es_min: int = 3
     es_grace_steps: int = 0
     es_margin: float = 0.25
-    es_patience: int = 2
+    es_patience: int = 1
     num_executors: Optional[int] = None
     seed: Optional[int] = 0
     max_trial_retries: int = 2

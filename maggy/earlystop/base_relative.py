@@ -24,8 +24,11 @@ __all__ = ["BaseRelativeRule", "DEFAULT_MARGIN", "DEFAULT_PATIENCE", "relative_g
 #: bad ones ~100% behind: 0.25 stops every bad one and no good one.
 DEFAULT_MARGIN = 0.25
 
-#: Default patience: consecutive steps the trial must trail by more than the margin.
-DEFAULT_PATIENCE = 2
+#: Default patience: consecutive steps the trial must trail by more than the margin. One is
+#: enough with the default margin: every trial starts from the base's seed, so a trial 25%
+#: behind at the same step is behind for a reason. Raise it (or es_grace_steps) for metrics
+#: that are noisy from step to step, or for components that only slow the first epochs.
+DEFAULT_PATIENCE = 1
 
 
 def relative_gap(value: float, base: float, direction: str) -> float:
