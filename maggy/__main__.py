@@ -10,16 +10,17 @@ import argparse
 import datetime
 import json
 import os
-import re
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from maggy import layout
+from maggy.trial import check_direction, spec_label
+
 __all__ = ["main", "find_run_dir"]
 
-_RUN = re.compile(r"run_(\d+)$")
-_JOURNAL = "trials.jsonl"
+_JOURNAL = layout.JOURNAL
 
 
 class _UsageError(Exception):
@@ -76,21 +77,16 @@ def find_run_dir(path: str | os.PathLike) -> str:
         'experiments/Titanic-LOCO/run_2'
     """
     path = os.fspath(path)
-    if os.path.isfile(path) and os.path.basename(path) == _JOURNAL:
+    if layout.is_journal(path):
         return os.path.dirname(path) or "."
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path!r} is not a directory")
-    if os.path.isfile(os.path.join(path, _JOURNAL)):
+    if os.path.isfile(layout.journal_path(path)):
         return path
-    runs = sorted(
-        (int(m.group(1)), name)
-        for name in os.listdir(path)
-        if (m := _RUN.match(name)) and os.path.isdir(os.path.join(path, name))
-    )
-    if not runs:
+    latest = layout.latest_run(path)
+    if latest is None:
         raise FileNotFoundError(f"no {_JOURNAL} in {path!r} and no run_N subfolder")
-    latest = os.path.join(path, runs[-1][1])
-    if not os.path.isfile(os.path.join(latest, _JOURNAL)):
+    if not os.path.isfile(layout.journal_path(latest)):
         raise FileNotFoundError(f"no {_JOURNAL} in {latest!r} (latest run of {path!r})")
     return latest
 
@@ -109,11 +105,10 @@ def _report(path: str, plot: bool) -> int:
 
     config, notes = _read_config(run_dir)
     direction = config.get("direction", "min")
-    if direction not in ("min", "max"):
-        raise _UsageError(
-            f"direction in {os.path.join(run_dir, 'config.json')!r} must be 'min' or 'max', "
-            f"got {direction!r}"
-        )
+    try:
+        check_direction(direction, name=f"direction in {layout.config_path(run_dir)!r}")
+    except ValueError as e:
+        raise _UsageError(e) from e
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         records = results.load_records(run_dir)
@@ -139,7 +134,7 @@ def _report(path: str, plot: bool) -> int:
         print(table.to_string(index=False))
 
     if plot:
-        target = os.path.join(run_dir, "effects.png")
+        target = layout.plot_path(run_dir)
         try:
             print(f"\nEffects plot: {results.plot_effects(result, target)}")
         except OSError as e:
@@ -148,7 +143,7 @@ def _report(path: str, plot: bool) -> int:
 
 
 def _read_config(run_dir: str) -> tuple[dict[str, Any], list[str]]:
-    path = os.path.join(run_dir, "config.json")
+    path = layout.config_path(run_dir)
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
@@ -191,7 +186,7 @@ def _duration(config, records, run_dir) -> tuple[float, str | None]:
         return saved, None
     if start is not None:
         # A run still going (or interrupted): time until the last journal write.
-        end = os.path.getmtime(os.path.join(run_dir, _JOURNAL))
+        end = os.path.getmtime(layout.journal_path(run_dir))
         return max(0.0, end - start), "job time is until the last journal write (run not ended)"
     total = sum(float(r.get("duration_s") or 0.0) for r in records)
     return total, "job time is the sum of trial durations (config.json has no timestamps)"
@@ -200,7 +195,7 @@ def _duration(config, records, run_dir) -> tuple[float, str | None]:
 def _saved_duration(run_dir: str) -> float | None:
     """The duration in the run's result.json, written when the run ended."""
     try:
-        with open(os.path.join(run_dir, "result.json"), encoding="utf-8") as f:
+        with open(layout.result_path(run_dir), encoding="utf-8") as f:
             duration = json.load(f).get("duration")
     except (OSError, ValueError, AttributeError):
         return None
@@ -237,15 +232,7 @@ def _missing_trials(specs, records) -> list[str]:
 
 
 def _describe(spec: Mapping[str, Any]) -> str:
-    parts = [
-        f"{key} {spec[field]}"
-        for key, field in (("feature", "ablated_feature"), ("layer", "layer_label"),
-                           ("model", "custom_model"))
-        if spec.get(field) is not None
-    ]
-    if spec.get("layer_label") is None and spec.get("ablated_layers") is not None:
-        parts.append(f"layer {spec['ablated_layers']}")
-    what = ", ".join(parts) or "base"
+    what = spec_label(spec)
     repeat = f", repeat {spec['repeat']}" if spec.get("repeat") else ""
     return f"{spec.get('trial_id', '?')} ({what}{repeat})"
 

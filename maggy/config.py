@@ -7,11 +7,9 @@ import math
 from typing import Any, Optional, Union
 
 from maggy.ablation.study import AblationStudy
+from maggy.trial import check_direction
 
 __all__ = ["AblationConfig"]
-
-DIRECTIONS = ("max", "min")
-
 
 def _check_number(name: str, value: Any, minimum: float, integer: bool = False, allow_none: bool = False):
     if value is None and allow_none:
@@ -92,8 +90,7 @@ class AblationConfig:
             raise TypeError(
                 f"ablation_study must be a maggy.ablation.AblationStudy, got {type(self.ablation_study).__name__}"
             )
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be 'min' or 'max', got {self.direction!r}")
+        check_direction(self.direction)
         for field in ("name", "optimization_key", "experiment_dir"):
             value = getattr(self, field)
             if not isinstance(value, str) or not value:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import threading
 import time
 from typing import Any, Callable, NamedTuple, Optional
 
+from maggy import layout
 from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
 from maggy.config import AblationConfig
@@ -20,6 +20,7 @@ from maggy.core.scheduler import TrialScheduler
 from maggy.core.spark import decide_slots, get_session
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
+from maggy.trial import TrialStatus
 
 __all__ = ["lagom"]
 
@@ -171,10 +172,10 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         direction=config.direction,
         es_interval=config.es_interval,
         max_trial_retries=config.max_trial_retries,
-        finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == "finished"],
+        finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == TrialStatus.FINISHED],
         base_histories={r.get("repeat", 0): [v for _, v in r.get("history", [])] for r in earlier if r.get("index") == 0},
     )
-    tensorboard = os.path.join(run_dir, "tensorboard")
+    tensorboard = layout.tensorboard_path(run_dir)
     driver = Driver(
         scheduler,
         run_dir,
@@ -195,8 +196,8 @@ def _report(records: list[dict], config: AblationConfig, run_dir: str, duration:
     """Builds the result, writes result.json and the plot, and prints the summary."""
     result = _results.build_result(records, config.direction, duration)
     result["run_dir"] = run_dir
-    _results.save_result(result, os.path.join(run_dir, "result.json"))
-    plot = _results.plot_effects(result, os.path.join(run_dir, "effects.png"))
+    _results.save_result(result, layout.result_path(run_dir))
+    plot = _results.plot_effects(result, layout.plot_path(run_dir))
     if config.verbose:
         print(_results.format_summary(result, title=title))
         print(f"maggy: results in {run_dir}")
@@ -235,19 +236,17 @@ def _make_ablator(config: AblationConfig) -> AbstractAblator:
 
 def _prepare_run_dir(config: AblationConfig, specs: list[dict]) -> tuple[str, list[dict]]:
     """The run directory (a new ``run_N``, or the latest one when resuming) and its earlier records."""
-    base = os.path.join(os.path.abspath(config.experiment_dir), config.name)
+    base = layout.experiment_path(config.experiment_dir, config.name)
     os.makedirs(base, exist_ok=True)
-    runs = sorted(int(m.group(1)) for d in os.listdir(base) if (m := re.fullmatch(r"run_(\d+)", d)))
     earlier: list[dict] = []
-    if config.resume and runs:
-        run_dir = os.path.join(base, f"run_{runs[-1]}")
+    run_dir = layout.latest_run(base) if config.resume else None
+    if run_dir is not None:
         known = {s["trial_id"] for s in specs}
-        journal = os.path.join(run_dir, "trials.jsonl")
+        journal = layout.journal_path(run_dir)
         if os.path.exists(journal):
             earlier = [r for r in read_journal(journal) if r.get("trial_id") in known]
     else:
-        run_dir = os.path.join(base, f"run_{(runs[-1] + 1) if runs else 1}")
-        os.makedirs(run_dir)
+        run_dir = layout.new_run(base)
     return run_dir, earlier
 
 
@@ -258,5 +257,5 @@ def _title(ablator: AbstractAblator) -> str:
 def _write_config(run_dir: str, config: AblationConfig, specs: list[dict], **extra) -> None:
     """Writes config.json: the config, the trial specs, the summary title and the run's start (and end) time."""
     content = {**config.to_dict(), "study": repr(config.ablation_study), **extra, "trials": specs}
-    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+    with open(layout.config_path(run_dir), "w", encoding="utf-8") as f:
         json.dump(content, f, indent=2, default=str)

@@ -1,12 +1,121 @@
-"""Trial specs: the plain, JSON-serialisable description of one trial (docs/architecture.md)."""
+"""The vocabulary of trials: specs, statuses, directions and labels (docs/architecture.md).
+
+A trial spec is the plain, JSON-serialisable description of one trial. This module sits in
+the lowest layer so that the declaration, the runtime (``core/``) and the results all speak
+the same words: one :class:`TrialStatus`, one :func:`check_direction`, one way to label
+the layers a trial removes (:func:`layer_label`) and the component it leaves out
+(:func:`component_label`).
+"""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
-__all__ = ["make_spec", "spec_key", "describe"]
+__all__ = [
+    "TrialStatus", "DIRECTIONS", "check_direction", "make_spec", "spec_key", "describe",
+    "layer_label", "component_label", "spec_label",
+]
+
+
+class TrialStatus(str, enum.Enum):
+    """How a trial ended.
+
+    A ``str``, so journals, ``result.json`` and DataFrame columns hold the plain words and
+    ``df.status == "finished"`` keeps working.
+
+    Example:
+        >>> TrialStatus.EARLY_STOPPED == "early_stopped", f"{TrialStatus.FAILED}"
+        (True, 'failed')
+    """
+
+    FINISHED = "finished"
+    EARLY_STOPPED = "early_stopped"
+    FAILED = "failed"
+
+    # The value, not "TrialStatus.FAILED", in messages and f-strings on every Python version.
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+#: The optimisation directions: which way the metric is better.
+DIRECTIONS = ("min", "max")
+
+
+def check_direction(direction: Any, name: str = "direction") -> str:
+    """Validate an optimisation direction.
+
+    Args:
+        direction: ``"min"`` or ``"max"``.
+        name: what the error message calls the value, e.g. ``"direction in 'config.json'"``.
+
+    Returns:
+        The direction, unchanged.
+
+    Raises:
+        ValueError: for anything else.
+
+    Example:
+        >>> check_direction("max")
+        'max'
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"{name} must be 'min' or 'max', got {direction!r}")
+    return direction
+
+
+def layer_label(layers: Any) -> Optional[str]:
+    """How the layers a trial removes read in summaries: ``2``, ``[2, 3]``, ``encoder.layers.*``.
+
+    Args:
+        layers: a layer identifier (int position, str name, ``{"prefix": name}``) or a list
+            of them; ``None`` when the trial removes no layer.
+
+    Returns:
+        One identifier as itself, several in brackets; a prefix gains ``.*`` (``*`` when it
+        ends in ``.`` already). ``None`` for ``None``.
+
+    Example:
+        >>> layer_label([2, 3]), layer_label({"prefix": "encoder.layers."}), layer_label(["fc"])
+        ('[2, 3]', 'encoder.layers.*', 'fc')
+    """
+    if layers is None:
+        return None
+    if not isinstance(layers, (list, tuple)):
+        layers = [layers]
+    names = [_prefix_label(x["prefix"]) if isinstance(x, Mapping) else str(x) for x in layers]
+    return names[0] if len(names) == 1 else "[" + ", ".join(names) + "]"
+
+
+def _prefix_label(prefix: str) -> str:
+    return f"{prefix}*" if prefix.endswith(".") else f"{prefix}.*"
+
+
+def component_label(feature: Any = None, layers: Optional[str] = None, model: Any = None) -> str:
+    """What a trial leaves out, as its component reads in tables: ``feature age, layer [2, 3]``.
+
+    Args:
+        feature: the removed feature, or ``None``.
+        layers: the :func:`layer_label` of the removed layers, or ``None``.
+        model: the custom model used instead of the base model, or ``None``.
+
+    Returns:
+        The parts that are not ``None`` joined by ``", "``; ``"base"`` when nothing is
+        left out.
+
+    Example:
+        >>> component_label(feature="age"), component_label(layers="[4, 5]"), component_label()
+        ('feature age', 'layer [4, 5]', 'base')
+    """
+    parts = [
+        f"{kind} {value}"
+        for kind, value in (("feature", feature), ("layer", layers), ("model", model))
+        if value is not None
+    ]
+    return ", ".join(parts) if parts else "base"
 
 #: Keys that define what a trial does; the trial id is a hash of them.
 SPEC_KEYS = ("ablated_feature", "ablated_layers", "custom_model", "infer_activation", "repeat")
@@ -48,16 +157,30 @@ def make_spec(
     return spec
 
 
-def describe(spec: dict) -> str:
-    """One line saying what the trial leaves out, e.g. ``layers [2, 3]`` or ``base``."""
-    parts = []
-    if spec.get("ablated_feature"):
-        parts.append(f"feature {spec['ablated_feature']}")
-    if spec.get("layer_label"):
-        parts.append(f"layers {spec['layer_label']}")
-    if spec.get("custom_model"):
-        parts.append(f"model {spec['custom_model']}")
-    text = ", ".join(parts) or "base"
+def spec_label(spec: Mapping[str, Any]) -> str:
+    """The :func:`component_label` of a trial spec or record.
+
+    Its layers read as its ``layer_label``, else as the :func:`layer_label` of its
+    ``ablated_layers``.
+
+    Example:
+        >>> spec_label({"ablated_layers": [{"prefix": "encoder.layers."}]})
+        'layer encoder.layers.*'
+    """
+    layers = spec.get("layer_label") or layer_label(spec.get("ablated_layers"))
+    return component_label(spec.get("ablated_feature") or None, layers, spec.get("custom_model") or None)
+
+
+def describe(spec: Mapping[str, Any]) -> str:
+    """One line saying what the trial leaves out, e.g. ``layer [2, 3]`` or ``base``.
+
+    The :func:`spec_label` of the spec, plus the repeat when there is one.
+
+    Example:
+        >>> describe(make_spec(3, ablated_feature="age", repeat=1))
+        'feature age (repeat 1)'
+    """
+    text = spec_label(spec)
     if spec.get("repeat"):
         text += f" (repeat {spec['repeat']})"
     return text

@@ -138,6 +138,31 @@ def test_layer_label_derived_when_missing():
     ]
 
 
+def test_a_prefix_ending_in_a_dot_reads_the_same_in_study_table_and_summary():
+    from maggy.ablation import AblationStudy
+    from maggy.ablation.one_class import DeclaredTrials
+    from maggy.ablation.surgery import prefix
+
+    study = AblationStudy("titanic", 1, "survived")
+    study.model.layers.include_groups(prefix="encoder.layers.")
+    label = study.components[0].label
+    assert label == "encoder.layers.*"
+    # The one-class API labels its specs itself.
+    declared = [{"ablated_layers": None}, {"ablated_layers": [prefix("encoder.layers.")]}]
+    policy = DeclaredTrials(study, declared)
+    policy.initialize()
+    assert policy.trial_buffer[1]["layer_label"] == label
+    # A journal without layer_label (written by another policy, or by hand): the table
+    # derives the label, and the component column and summary use it.
+    records = []
+    for r, (base, ablated) in enumerate([(1.0, 1.5), (1.1, 1.7), (0.9, 1.3)]):
+        records += [trial(0, base, repeat=r),
+                    trial(1, ablated, repeat=r, layers=[{"prefix": "encoder.layers."}])]
+    result = build_result(records, "min", 1.0)
+    assert set(result["trials"]["ablated_layers"].dropna()) == {label}
+    assert result["components"]["component"].tolist() == [f"layer {label}"]
+    assert f"layer {label} (+" in format_summary(result)
+
 # --------------------------------------------------------------------------- repeats
 
 

@@ -18,18 +18,12 @@ from typing import Any, Callable, Optional
 
 from maggy.ablation.ablator.abstract import AbstractAblator
 from maggy.ablation.study import AblationStudy, _check_layer_id
-from maggy.trial import describe, make_spec
+from maggy.trial import describe, layer_label, make_spec
 
 __all__ = ["Ablator", "DeclaredTrials"]
 
 #: AblationConfig fields the Ablator sets itself.
 _OWN_FIELDS = ("ablation_study", "ablator", "name", "direction")
-
-
-def _layer_label(layers: list) -> str:
-    """How the layers read in summaries, as LOCO writes them: ``2``, ``[3, 4]``, ``layers.*``."""
-    names = [f"{x['prefix']}.*" if isinstance(x, dict) else str(x) for x in layers]
-    return names[0] if len(names) == 1 else "[" + ", ".join(names) + "]"
 
 
 def _check_layers(layers: Any) -> Optional[list]:
@@ -114,7 +108,7 @@ class DeclaredTrials(AbstractAblator):
                     index,
                     ablated_feature=trial.get("ablated_feature"),
                     ablated_layers=layers,
-                    layer_label=trial.get("layer_label") or (_layer_label(layers) if layers else None),
+                    layer_label=trial.get("layer_label") or layer_label(layers or None),
                     infer_activation=bool(trial.get("infer_activation")),
                     repeat=repeat,
                     seed=seed,
@@ -217,7 +211,7 @@ class Ablator:
         if not isinstance(infer_activation, bool):
             raise TypeError(f"new_trial: infer_activation must be a bool, got {infer_activation!r}")
         trial = {"ablated_feature": ablated_features, "ablated_layers": layers,
-                 "layer_label": _layer_label(layers) if layers else None,
+                 "layer_label": layer_label(layers or None),
                  "infer_activation": infer_activation if layers else False}
         if trial == self._base or trial in self._trials:
             raise ValueError(f"new_trial: this trial was declared already: {describe(trial)}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterable, Optional, Union
 
+from maggy.trial import layer_label
+
 __all__ = ["AblationStudy", "Component", "Features", "Layers", "Model"]
 
 LayerId = Union[int, str]
@@ -36,9 +38,9 @@ class Component:
     def label(self) -> str:
         """How the component reads in summaries, e.g. ``"2"``, ``"[2, 3]"``, ``"enc.*"``."""
         if self.kind == "group":
-            return "[" + ", ".join(str(v) for v in self.value) + "]"
+            return layer_label(list(self.value))
         if self.kind == "prefix":
-            return f"{self.value}.*" if not self.value.endswith(".") else f"{self.value}*"
+            return layer_label({"prefix": self.value})
         return str(self.value)
 
 

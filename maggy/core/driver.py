@@ -20,7 +20,8 @@ from maggy.core.rpc.tls import make_certificate
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.servicer import DriverServicer
 from maggy.core.spark import driver_hosts
-from maggy.trial import describe
+from maggy import layout
+from maggy.trial import TrialStatus, describe
 
 __all__ = ["Driver"]
 
@@ -87,7 +88,7 @@ class Driver:
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
         self.tls = tls
-        self.journal = Journal(os.path.join(run_dir, "trials.jsonl"))
+        self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
         self._spark_error: Optional[BaseException] = None
 
@@ -189,7 +190,7 @@ class Driver:
             self.journal.append(payload)
             records.append(payload)
             self.progress.ended(payload)
-            if payload["status"] == "failed":
+            if payload["status"] == TrialStatus.FAILED:
                 reason = (payload.get("error") or "").strip().splitlines()
                 self.progress.write(f"maggy: trial {payload['trial_id']} ({describe(payload)}) failed: {reason[-1] if reason else '?'}")
             if self.on_record is not None:
@@ -202,6 +203,7 @@ class Driver:
 
     def _log_file(self, trial_id: str):
         if trial_id not in self._logs:
-            os.makedirs(os.path.join(self.run_dir, "logs"), exist_ok=True)
-            self._logs[trial_id] = open(os.path.join(self.run_dir, "logs", f"{trial_id}.log"), "a", encoding="utf-8")
+            path = layout.log_path(self.run_dir, trial_id)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self._logs[trial_id] = open(path, "a", encoding="utf-8")
         return self._logs[trial_id]

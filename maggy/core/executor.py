@@ -24,6 +24,7 @@ from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb
 from maggy.core.trial_builder import build_dataset, build_model
 from maggy.exceptions import EarlyStopException, TrialError
+from maggy.trial import TrialStatus
 from maggy.util import _set_current_device, pick_device, set_seed
 
 __all__ = ["ExecutorContext", "run_task", "final_metric", "TRAIN_FN_ARGS"]
@@ -149,15 +150,15 @@ def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, tria
         with contextlib.redirect_stdout(out):
             result.metric = _call_train_fn(ctx, spec, reporter)
         result.has_metric = True
-        result.status = "finished"
+        result.status = TrialStatus.FINISHED
     except EarlyStopException:
-        result.status = "early_stopped"
+        result.status = TrialStatus.EARLY_STOPPED
         if reporter.last_metric is not None:
             result.metric, result.has_metric = reporter.last_metric, True
     except TrialError as e:
-        result.status, result.error = "failed", str(e)
+        result.status, result.error = TrialStatus.FAILED, str(e)
     except Exception:  # the user's code failed: the trial fails, the experiment goes on
-        result.status, result.error = "failed", traceback.format_exc()
+        result.status, result.error = TrialStatus.FAILED, traceback.format_exc()
     finally:
         out.flush()
     result.duration_s = time.perf_counter() - start

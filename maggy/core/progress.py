@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from maggy.trial import TrialStatus
+
 __all__ = ["Progress"]
 
 
@@ -57,12 +59,12 @@ class Progress:
     def ended(self, record: dict) -> None:
         """A trial ended; ``record`` is its trial record."""
         self._running.discard(record["trial_id"])
-        if record["status"] == "early_stopped":
+        if record["status"] == TrialStatus.EARLY_STOPPED:
             self._stopped += 1
-        elif record["status"] == "failed":
+        elif record["status"] == TrialStatus.FAILED:
             self._failed += 1
         metric = record.get("metric")
-        if record["status"] == "finished" and metric is not None and not math.isnan(metric):
+        if record["status"] == TrialStatus.FINISHED and metric is not None and not math.isnan(metric):
             if self._best is None or (metric < self._best if self._direction == "min" else metric > self._best):
                 self._best = metric
         self._refresh()

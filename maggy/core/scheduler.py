@@ -18,10 +18,9 @@ from typing import Any, Optional, Sequence
 
 from maggy.earlystop import AbstractEarlyStop, Decision, NoEarlyStop
 from maggy.earlystop.base_relative import relative_gap
+from maggy.trial import TrialStatus
 
-__all__ = ["TrialScheduler", "SchedulerError", "TERMINAL_STATUSES"]
-
-TERMINAL_STATUSES = ("finished", "early_stopped", "failed")
+__all__ = ["TrialScheduler", "SchedulerError"]
 
 
 class SchedulerError(Exception):
@@ -215,9 +214,9 @@ class TrialScheduler:
         """Ends every pending and running trial as failed (the Spark job is gone)."""
         with self._cond:
             for trial_id in list(self._running):
-                self._record(self._running.pop(trial_id).spec, status="failed", error=reason)
+                self._record(self._running.pop(trial_id).spec, status=TrialStatus.FAILED, error=reason)
             while self._pending:
-                self._record(self._pending.popleft(), status="failed", error=reason)
+                self._record(self._pending.popleft(), status=TrialStatus.FAILED, error=reason)
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -269,10 +268,10 @@ class TrialScheduler:
             duration_s=result.get("duration_s", time.monotonic() - running.started),
             executor=executor.name,
             error=result.get("error") or None,
-            stop=running.stop_info if result["status"] == "early_stopped" else None,
+            stop=running.stop_info if result["status"] == TrialStatus.EARLY_STOPPED else None,
         )
 
-    def _record(self, spec: dict, status: str, metric=None, history=(), duration_s=0.0, executor=None,
+    def _record(self, spec: dict, status: TrialStatus, metric=None, history=(), duration_s=0.0, executor=None,
                 error=None, stop: Optional[dict] = None) -> None:
         trial_id = spec["trial_id"]
         record = dict(spec)
@@ -289,7 +288,7 @@ class TrialScheduler:
         if stop is not None:
             record.update(stop)
         self._done[trial_id] = record
-        if status == "finished":  # the median rule compares with trials that ran their course
+        if status == TrialStatus.FINISHED:  # the median rule compares with trials that ran their course
             self._finished_histories.append([v for _, v in record["history"]])
         self.events.put(("ended", record))
         self._cond.notify_all()
@@ -298,7 +297,7 @@ class TrialScheduler:
         running = self._running.pop(trial_id)
         self._executors[running.executor_id].trial_id = None
         if self._attempts[trial_id] > self.max_trial_retries:
-            self._record(running.spec, status="failed", history=running.history, error=f"lost {self._attempts[trial_id]} times; last: {reason}")
+            self._record(running.spec, status=TrialStatus.FAILED, history=running.history, error=f"lost {self._attempts[trial_id]} times; last: {reason}")
         else:
             self._pending.appendleft(running.spec)
             self.events.put(("requeued", (trial_id, reason)))

@@ -9,9 +9,13 @@ import grpc
 
 from maggy.core.rpc.generated import maggy_pb2 as pb
 from maggy.core.rpc.generated import maggy_pb2_grpc
-from maggy.core.scheduler import TERMINAL_STATUSES, SchedulerError, TrialScheduler
+from maggy.core.scheduler import SchedulerError, TrialScheduler
+from maggy.trial import TrialStatus
 
 __all__ = ["DriverServicer"]
+
+#: The statuses an executor may report, as the words on the wire.
+_STATUSES = tuple(status.value for status in TrialStatus)
 
 
 def _abort(context, error: SchedulerError):
@@ -36,12 +40,12 @@ class DriverServicer(maggy_pb2_grpc.DriverServicer):
         result = None
         if request.HasField("result"):
             r = request.result
-            if r.status not in TERMINAL_STATUSES:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status must be one of {TERMINAL_STATUSES}, got {r.status!r}")
+            if r.status not in _STATUSES:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status must be one of {_STATUSES}, got {r.status!r}")
             result = {
                 "trial_id": r.trial_id,
                 "attempt": r.attempt,
-                "status": r.status,
+                "status": TrialStatus(r.status),
                 "metric": r.metric if r.has_metric and not math.isnan(r.metric) else None,
                 "metrics": [(m.step, m.value) for m in r.metrics],
                 "logs": [(line.text, line.echo) for line in r.logs],

@@ -11,9 +11,9 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 
-__all__ = ["Decision", "AbstractEarlyStop", "check_direction"]
+from maggy.trial import check_direction
 
-_DIRECTIONS = ("min", "max")
+__all__ = ["Decision", "AbstractEarlyStop", "check_direction"]
 
 
 class Decision(enum.Enum):
@@ -26,27 +26,6 @@ class Decision(enum.Enum):
 
     CONTINUE = "continue"
     STOP = "stop"
-
-
-def check_direction(direction: str) -> str:
-    """Validate an optimisation direction.
-
-    Args:
-        direction: ``"min"`` or ``"max"``.
-
-    Returns:
-        The direction, unchanged.
-
-    Raises:
-        ValueError: for anything else.
-
-    Example:
-        >>> check_direction("max")
-        'max'
-    """
-    if direction not in _DIRECTIONS:
-        raise ValueError(f"direction must be 'min' or 'max', got {direction!r}")
-    return direction
 
 
 class AbstractEarlyStop(abc.ABC):

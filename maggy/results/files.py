@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from maggy import layout
 from maggy.core.journal import read_journal
 from maggy.results.table import COMPONENT_COLUMNS, TRIAL_COLUMNS, _REPEAT_COLUMNS, _frame, _jsonable
 
@@ -55,7 +56,7 @@ def write_tensorboard(record: Mapping[str, Any], logdir: str | os.PathLike) -> b
             scalars.append((position if step is None else int(step), float(value)))
     if not scalars:
         return False
-    run = os.path.join(os.fspath(logdir), str(record["trial_id"]))
+    run = layout.trial_tensorboard_path(logdir, record["trial_id"])
     os.makedirs(run, exist_ok=True)
     now = time.time()
     # The name TensorBoard looks for; the counter keeps a re-run's file from replacing this one.
@@ -143,7 +144,7 @@ def load_records(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """
     path = os.fspath(run_dir)
     if os.path.isdir(path):
-        path = os.path.join(path, "trials.jsonl")
+        path = layout.journal_path(path)
     return read_journal(path)
 
 

@@ -9,7 +9,8 @@ import statistics
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
-from maggy.results.table import EARLY_STOPPED, FAILED, components_table, _float, _groups_from_frame
+from maggy.results.table import components_table, _float, _groups_from_frame
+from maggy.trial import TrialStatus
 
 
 #: Most bars one plot draws: beyond that a plot is unreadable and costs seconds to render.
@@ -121,8 +122,8 @@ def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
     import matplotlib.transforms as mtransforms
 
     rows = list(enumerate(bars))
-    plain = [(y, b) for y, b in rows if b.note is None and b.status != EARLY_STOPPED]
-    stopped = [(y, b) for y, b in rows if b.note is None and b.status == EARLY_STOPPED]
+    plain = [(y, b) for y, b in rows if b.note is None and b.status != TrialStatus.EARLY_STOPPED]
+    stopped = [(y, b) for y, b in rows if b.note is None and b.status == TrialStatus.EARLY_STOPPED]
     # Collections rather than barh: barh adds each bar as a patch and updates the data
     # limits from it, which the explicit limits set below make wasted work.
     if plain:
@@ -217,11 +218,11 @@ def _bars(result) -> list[_Bar]:
     bars = []
     for row in components.itertuples(index=False):
         value = _float(row.mean_delta)
-        if row.status == EARLY_STOPPED:
+        if row.status == TrialStatus.EARLY_STOPPED:
             deltas = [d for d, _ in partial.get(row.component, []) if math.isfinite(d)]
             value = statistics.fmean(deltas) if deltas else math.nan
         note = None
-        if row.status == FAILED:
+        if row.status == TrialStatus.FAILED:
             note = "failed"
         elif math.isnan(value):
             note = "no delta (no metric to compare)"

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from maggy.trial import TrialStatus, check_direction, component_label, layer_label
+
 TRIAL_COLUMNS = [
     "trial_id", "ablated_feature", "ablated_layers", "custom_model", "metric", "delta",
     "status", "steps", "duration_s", "executor", "error",
@@ -22,8 +24,6 @@ _TEXT_COLUMNS = {
     "error", "component",
 }
 _INT_COLUMNS = {"steps", "repeat", "seed", "n"}
-
-FINISHED, EARLY_STOPPED, FAILED = "finished", "early_stopped", "failed"
 
 # Two-sided 95% critical values of Student's t for df = 1..30.
 _T95 = (
@@ -75,7 +75,7 @@ def build_result(
         >>> result["best_config"], round(float(result["trials"]["delta"][1]), 2)
         ({'ablated_feature': 'sibsp', 'ablated_layer': 'None'}, -0.02)
     """
-    _check_direction(direction)
+    check_direction(direction)
     trials = _normalise(records)
     base = _base_metrics(trials)
     for trial in trials:
@@ -91,8 +91,8 @@ def build_result(
         "best_config": None, "best_val": None, "worst_config": None, "worst_val": None,
         "avg": None,
         "num_trials": len(trials),
-        "early_stopped": statuses.count(EARLY_STOPPED),
-        "failed": statuses.count(FAILED),
+        "early_stopped": statuses.count(TrialStatus.EARLY_STOPPED),
+        "failed": statuses.count(TrialStatus.FAILED),
         "duration": float(duration),
         "direction": direction,
         "trials": _frame(rows, columns),
@@ -123,7 +123,7 @@ def _normalise(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "ablated_layers": _layer_label(record),
             "custom_model": record.get("custom_model"),
             "metric": metric,
-            "status": record.get("status") or (FAILED if math.isnan(metric) else FINISHED),
+            "status": _status(record.get("status"), metric),
             "steps": int(_first(record.get("steps"), len(history))),
             "duration_s": _float(record.get("duration_s")),
             "executor": record.get("executor"),
@@ -136,17 +136,18 @@ def _normalise(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return sorted(latest.values(), key=lambda t: (t["index"], t["repeat"]))
 
 
+def _status(status: Any, metric: float) -> str:
+    """The status as the plain word (a record made in this process holds a TrialStatus)."""
+    if not status:
+        status = TrialStatus.FAILED if math.isnan(metric) else TrialStatus.FINISHED
+    return str(status)
+
+
 def _layer_label(record: Mapping[str, Any]) -> str | None:
     """The record's ``layer_label``, or one derived from ``ablated_layers`` the same way."""
     if record.get("layer_label") is not None:
         return str(record["layer_label"])
-    layers = record.get("ablated_layers")
-    if layers is None:
-        return None
-    if not isinstance(layers, (list, tuple)):
-        layers = [layers]
-    names = [f"{x['prefix']}.*" if isinstance(x, Mapping) else str(x) for x in layers]
-    return names[0] if len(names) == 1 else "[" + ", ".join(names) + "]"
+    return layer_label(record.get("ablated_layers"))
 
 
 def _base_metrics(trials: Sequence[Mapping[str, Any]]) -> dict[int, float]:
@@ -154,7 +155,7 @@ def _base_metrics(trials: Sequence[Mapping[str, Any]]) -> dict[int, float]:
     return {
         t["repeat"]: t["metric"]
         for t in trials
-        if t["index"] == 0 and t["status"] != FAILED and not math.isnan(t["metric"])
+        if t["index"] == 0 and t["status"] != TrialStatus.FAILED and not math.isnan(t["metric"])
     }
 
 
@@ -172,7 +173,7 @@ def _delta(metric: float, base: float, direction: str) -> float:
 
 def _counts(trial: Mapping[str, Any]) -> bool:
     """Whether a trial enters best/worst/avg: finished with a metric."""
-    return trial["status"] == FINISHED and not math.isnan(trial["metric"])
+    return trial["status"] == TrialStatus.FINISHED and not math.isnan(trial["metric"])
 
 
 def _rank_components(trials, direction) -> list[tuple[Mapping[str, Any], float]]:
@@ -237,17 +238,12 @@ def components_table(
     """
     if isinstance(source, Mapping):
         return _components_from_groups(_groups_from_frame(source["trials"]))
-    _check_direction(direction)
+    check_direction(direction)
     return build_result(list(source), direction, 0.0)["components"]
 
 
 def _component_label(feature, layers, model) -> str:
-    parts = [
-        f"{kind} {value}"
-        for kind, value in (("feature", feature), ("layer", layers), ("model", model))
-        if not _missing(value)
-    ]
-    return ", ".join(parts) if parts else "base"
+    return component_label(*(None if _missing(v) else v for v in (feature, layers, model)))
 
 
 def _groups_from_records(trials) -> dict[str, list[tuple[float, str]]]:
@@ -274,10 +270,11 @@ def _groups_from_frame(frame: pd.DataFrame) -> dict[str, list[tuple[float, str]]
 def _components_from_groups(groups: Mapping[str, list[tuple[float, str]]]) -> pd.DataFrame:
     rows = []
     for label, runs in groups.items():
-        deltas = [d for d, status in runs if status == FINISHED and not math.isnan(d)]
+        deltas = [d for d, status in runs if status == TrialStatus.FINISHED and not math.isnan(d)]
         mean, std, low, high = _interval(deltas)
         statuses = {status for _, status in runs}
-        status = next((s for s in (FINISHED, EARLY_STOPPED) if s in statuses), FAILED)
+        best = (TrialStatus.FINISHED, TrialStatus.EARLY_STOPPED)
+        status = next((s for s in best if s in statuses), TrialStatus.FAILED).value
         rows.append({
             "component": label, "n": len(deltas), "mean_delta": mean, "std": std,
             "ci_low": low, "ci_high": high,
@@ -320,11 +317,6 @@ def _t_critical(df: int) -> float:
 
 def _first(value: Any, default: Any) -> Any:
     return default if value is None else value
-
-
-def _check_direction(direction: str | None) -> None:
-    if direction not in ("min", "max"):
-        raise ValueError(f"direction must be 'min' or 'max', got {direction!r}")
 
 
 def _missing(value: Any) -> bool:

@@ -82,7 +82,7 @@ def test_new_trial_checks_its_arguments(dataset_fn, kwargs, error, match):
 def test_a_trial_declared_twice_is_refused(dataset_fn):
     ablator = make(dataset_fn)
     ablator.new_trial(ablated_layers=[2, 3])
-    with pytest.raises(ValueError, match=r"declared already: layers \[2, 3\]"):
+    with pytest.raises(ValueError, match=r"declared already: layer \[2, 3\]"):
         ablator.new_trial(ablated_layers=(2, 3))
 
 
