@@ -1,11 +1,15 @@
-"""Time one ablate() call (copy, removal, shape repair, validation) per model, on CPU.
+"""Time one ablate() call (copy, removal, shape repair, validation) per model, on CPU, as a
+multiple of one plain forward pass of the same model.
 
 Models: the Titanic MLP of the Maggy thesis (remove [4, 5]: one Linear repaired), a small CNN
-(remove the second conv: BatchNorm and Linear repaired), and a ResNet-18-sized network (4 stages
-of 2 BasicBlocks, 64..512 channels, input (3, 224, 224)) with one input channel ablated and block
-layer3.1 removed (the stem conv is repaired). Prints one JSON line with median milliseconds.
+(remove the second conv: BatchNorm and Linear repaired), and a ResNet-18 (torchvision's
+layout, 4 stages of 2 BasicBlocks, 64..512 channels, input (3, 224, 224)) with one input
+channel ablated and block layer3.1 removed (the stem conv is repaired). The forward pass is
+the base model's on one sample (batch 1), in eval mode under torch.no_grad(). Each repeat
+times one forward and one ablate() back to back; the JSON line gives the medians (ms) and
+``*_ratio``, the median of the per-repeat ratios ablate/forward.
 
-    python3 benchmarks/surgery.py [--repeats 5] [--threads 1] [--size 224]
+    python3 benchmarks/surgery.py [--repeats 7] [--threads 1] [--size 224]
 """
 
 import argparse
@@ -75,40 +79,58 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call allocations and lazy init are not what is measured
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
+def elapsed_ms(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def paired(surgery, model: nn.Module, input_shape: tuple, repeats: int) -> dict:
+    """Median ms of ablate() and of one forward pass, and the median per-repeat ratio."""
+    model.eval()
+    x = torch.randn(1, *input_shape)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    surgery(), forward()  # warm-up: first-call allocations and lazy init are not measured
+    pairs = [(elapsed_ms(surgery), elapsed_ms(forward)) for _ in range(repeats)]
+    return {"ms": round(statistics.median(s for s, _ in pairs), 2),
+            "forward_ms": round(statistics.median(f for _, f in pairs), 2),
+            "ratio": round(statistics.median(s / f for s, f in pairs), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", type=int, default=224, help="ResNet input height and width")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     mlp, conv, resnet = titanic(), cnn(), ResNet18()
-    result = {
-        "benchmark": "surgery",
-        "mlp_ms": median_ms(lambda: ablate(mlp, [4, 5], input_shape=(6,), verbose=False),
-                            args.repeats),
-        "cnn_ms": median_ms(lambda: ablate(conv, 3, input_shape=(3, 32, 32), verbose=False),
-                            args.repeats),
-        "resnet18_ms": median_ms(
-            lambda: ablate(resnet, "layer3.1", input_shape=(2, args.size, args.size),
-                           verbose=False), args.repeats),
-        "input": f"mlp (6,), cnn (3, 32, 32), resnet18 (2, {args.size}, {args.size}), batch 2",
+    size = args.size
+    runs = {
+        "mlp": paired(lambda: ablate(mlp, [4, 5], input_shape=(6,), verbose=False),
+                      mlp, (6,), args.repeats),
+        "cnn": paired(lambda: ablate(conv, 3, input_shape=(3, 32, 32), verbose=False),
+                      conv, (3, 32, 32), args.repeats),
+        "resnet18": paired(lambda: ablate(resnet, "layer3.1", input_shape=(2, size, size),
+                                          verbose=False), resnet, (3, size, size), args.repeats),
+    }
+    result = {"benchmark": "surgery"}
+    for name, run in runs.items():
+        result.update({f"{name}_ms": run["ms"], f"{name}_forward_ms": run["forward_ms"],
+                       f"{name}_ratio": run["ratio"]})
+    result.update({
+        "input": f"mlp (6,), cnn (3, 32, 32), resnet18 (2, {size}, {size}); forward: batch 1 "
+                 f"of the base model's input (resnet18 (3, {size}, {size}))",
         "ablation": "mlp [4, 5]; cnn 3; resnet18 'layer3.1' and one input channel",
         "threads": args.threads,
         "repeats": args.repeats,
         "torch": torch.__version__,
-    }
+    })
     print(json.dumps(result))
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from maggy.ablation import repair_rules as _builtin_rules  # noqa: F401  (registers the built-in rules)
+from maggy.ablation.probe import has_zero
 from maggy.ablation.repair_registry import (
     RepairRule,
     find_repair_rule,
@@ -40,6 +41,10 @@ _GETATTR = nn.Module.__getattr__.__code__
 class _Restart(BaseException):
     """Aborts a pass after a module was replaced; a BaseException so that model code which
     catches ``Exception`` does not swallow it."""
+
+
+class _ProbeFailed(BaseException):
+    """The probe cannot decide (it failed, or the batch reached a width): ask the sample."""
 
 
 def _shapes(value: Any) -> str:
@@ -75,7 +80,7 @@ def _inside(parent: str, name: str) -> bool:
 
 def repair_shapes(model: nn.Module, sample: Any, where: str = "",
                   on_repair: Callable[[nn.Module, str, nn.Module, nn.Module], None] | None = None,
-                  ) -> nn.Module:
+                  probe: Any = None) -> nn.Module:
     """Rebuild, in place, every module of ``model`` whose input width no longer fits.
 
     Pushes ``sample`` through ``model`` (eval mode, ``torch.no_grad()``) with hooks on every
@@ -84,11 +89,18 @@ def repair_shapes(model: nn.Module, sample: Any, where: str = "",
     again; each pass repairs a module not repaired before, so this ends. A final pass without
     hooks checks the result as it will run (some fused fast paths only run hook-free).
 
+    With a ``probe`` (the sample with an empty batch, see :mod:`maggy.ablation.probe`) the
+    passes run on the probe first, at a fraction of the cost; only where the probe fails, or
+    a width it reads is 0, do they continue on ``sample``, keeping the repairs made so far,
+    so errors always name the shapes of the real sample.
+
     Args:
         model: the model to repair (modified in place, training flags restored).
-        sample: a tensor, a tuple/list of positional arguments or a dict of keyword arguments.
+        sample: a tensor, a tuple/list of positional arguments or a dict of keyword
+            arguments; or a function returning one, called only if the probe cannot decide.
         where: text to put in front of error messages, e.g. ``"trial 3: "``.
         on_repair: called as ``on_repair(model, name, old, new)`` after each replacement.
+        probe: ``sample`` with an empty batch, tried first; ``None`` runs ``sample`` only.
 
     Returns:
         The repaired model: ``model`` itself unless the model as a whole was rebuilt.
@@ -103,14 +115,17 @@ def repair_shapes(model: nn.Module, sample: Any, where: str = "",
           (0): Linear(in_features=5, out_features=8, bias=True)
         )
     """
-    return _RepairPass(model, sample, where, on_repair).run()
+    return _RepairPass(model, sample, where, on_repair, probe).run()
 
 
 class _RepairPass:
     """State of the repair passes over one model."""
 
-    def __init__(self, model: nn.Module, sample: Any, where: str, on_repair: Any) -> None:
+    def __init__(self, model: nn.Module, sample: Any, where: str, on_repair: Any,
+                 probe: Any = None) -> None:
         self.model, self.sample, self.where, self.on_repair = model, sample, where, on_repair
+        self.probe = probe
+        self.probing = False  # True while the passes run on the probe
         self.inputs: dict[str, str] = {}  # module name -> shapes of its last input
         self.last_output = ("", "")  # the module that returned last, and its output shapes
         self.repaired: dict[str, Any] = {}  # module name -> width it was rebuilt for
@@ -120,17 +135,11 @@ class _RepairPass:
         flags = {name: m.training for name, m in self.model.named_modules()}
         self.model.eval()
         try:
-            self._watch(self.model, "")
-            for _ in range(sum(1 for _ in self.model.modules()) + 1):
-                try:
-                    self._forward(hooked=True)
-                    break
-                except _Restart:
-                    continue
-            else:  # a guard: every pass repairs a module not repaired before
-                raise AblationError(f"{self.where}shape repair did not converge")
-            self._unwatch()
-            self._forward(hooked=False)
+            if self.probe is None or not self._settle(self.probe, probing=True):
+                # Repairs the probe made stay: the sample runs through the same code up to
+                # where the probe gave up, so it would have made them too, in this order.
+                sample = self.sample() if callable(self.sample) else self.sample
+                self._settle(sample, probing=False)
         finally:
             self._unwatch()
             # Rebuilt modules take the flag of the module they replace (same name).
@@ -138,8 +147,31 @@ class _RepairPass:
                 m.training = flags.get(name, flags[""])
         return self.model
 
-    def _forward(self, hooked: bool) -> None:
-        sample = self.sample
+    def _settle(self, sample: Any, probing: bool) -> bool:
+        """Hooked passes until one runs through, then one without hooks; False: the probe
+        could not decide."""
+        self.probing = probing
+        self.inputs.clear()
+        self.last_output = ("", "")
+        try:
+            self._watch(self.model, "")
+            for _ in range(sum(1 for _ in self.model.modules()) + 1):
+                try:
+                    self._forward(sample, hooked=True)
+                    break
+                except _Restart:
+                    continue
+            else:  # a guard: every pass repairs a module not repaired before
+                raise AblationError(f"{self.where}shape repair did not converge")
+            self._unwatch()
+            self._forward(sample, hooked=False)
+        except _ProbeFailed:
+            return False
+        finally:
+            self._unwatch()
+        return True
+
+    def _forward(self, sample: Any, hooked: bool) -> None:
         try:
             with torch.no_grad():
                 if isinstance(sample, dict):
@@ -148,9 +180,13 @@ class _RepairPass:
                     self.model(*sample)
                 else:
                     self.model(sample)
-        except AblationError:
+        except AblationError as e:
+            if self.probing:  # the message must name the real sample's shapes
+                raise _ProbeFailed from e
             raise
         except Exception as e:
+            if self.probing:
+                raise _ProbeFailed from e
             raise self._failure(e, hooked) from e
 
     def _watch(self, module: nn.Module, base: str) -> None:
@@ -178,6 +214,8 @@ class _RepairPass:
         except AttributeError:
             return  # a part the rule reads was removed; the remaining parts are checked
         got = rule.width(module, x)
+        if self.probing and has_zero(got):
+            raise _ProbeFailed  # the empty batch dimension is where this width is read
         if got is not None and got != expected:
             self._repair(name, module, rule, expected, got)
 
@@ -203,6 +241,9 @@ class _RepairPass:
         old = next((t for t in (*module.parameters(), *module.buffers())), None)
         if old is not None:
             new.to(old.device)  # user rules need not know the device
+        # The rest of the pass runs it in eval mode too: in training mode a BatchNorm would
+        # learn running statistics from the sample and dropout would draw from the global RNG.
+        new.eval()
         if name:
             parent, _, key = name.rpartition(".")
             setattr(self.model.get_submodule(parent), key, new)
