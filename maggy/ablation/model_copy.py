@@ -104,7 +104,35 @@ class _Copier:
             return value  # a tuple of sizes: deepcopy returns the same object
         if isinstance(value, nn.Module):
             return self.module(value, None)
+        if kind is torch.Tensor and _plain_tensor(value):
+            return self._tensor(value)
         return copy.deepcopy(value, self.memo)
+
+    def _tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+        """What ``Tensor.__deepcopy__`` makes of a plain buffer, without its ~60 us of checks
+        (a ResNet-18 has 60 buffers): one copy per storage, shared by its views."""
+        done = self.memo.get(id(tensor))
+        if done is not None:
+            return done
+        storage = tensor.untyped_storage()
+        storages = self.memo.setdefault("torch", {})  # the storage memo deepcopy keeps
+        new_storage = storages.get(storage._cdata)
+        if new_storage is None:
+            new_storage = storages[storage._cdata] = storage.clone()
+        new = tensor.new_empty([]).set_(new_storage, tensor.storage_offset(), tensor.size(),
+                                        tensor.stride())
+        self.memo[id(tensor)] = new
+        return new
+
+
+def _plain_tensor(tensor: torch.Tensor) -> bool:
+    """A dense leaf tensor without gradient or Python attributes, as buffers are."""
+    return (
+        tensor.layout is torch.strided and tensor.device.type in ("cpu", "cuda")
+        and tensor.is_leaf and not tensor.requires_grad and tensor.grad is None
+        and not tensor.is_quantized and not tensor.is_conj() and not tensor.is_neg()
+        and not tensor.__dict__
+    )
 
 
 def _plain(cls: type) -> bool:
