@@ -105,3 +105,14 @@ def test_ablate_leaves_the_argument_unchanged_and_keeps_untouched_weights_exactl
     assert same_weights(model[0], base[0]) and same_weights(model[1], base[1])
     assert model[3].num_features == 8 and model[6].in_features == 8 * 16
     assert not pointers(model) & pointers(base)
+
+
+def test_buffers_that_view_one_storage_still_do_in_the_copy():
+    base = nn.BatchNorm1d(4)
+    base.register_buffer("middle", base.running_mean[1:3])
+    twin = copy_model(base)
+    # Rule: as with deepcopy, one storage copied once; the view still sees its base buffer.
+    with torch.no_grad():
+        twin.running_mean.add_(1)
+    assert torch.equal(twin.middle, torch.ones(2)) and torch.equal(base.middle, torch.zeros(2))
+    assert twin.num_batches_tracked.dtype == torch.long and not pointers(twin) & pointers(base)
