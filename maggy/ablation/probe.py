@@ -13,7 +13,8 @@ An empty batch is a probe, not the answer: where it fails (model code that reduc
 batch, ``x.view(-1, n)``, a value-dependent check) or where a width it reads is 0 (the batch
 dimension ended up where a module reads its width), surgery decides on the real sample
 instead (:mod:`maggy.ablation.repair`). What it cannot see is model code that branches on the
-batch size without failing, e.g. returns early for an empty batch.
+batch size without failing, e.g. returns early for an empty batch, and values: token ids
+beyond an embedding's vocabulary fail on the real batch only.
 """
 
 from __future__ import annotations
