@@ -7,7 +7,6 @@ effect plot — also for a run that is still going or was interrupted.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -164,21 +163,14 @@ def _title(config: Mapping[str, Any]) -> str:
     return "LOCO" if name in ("loco", "loco_pytorch") else str(ablator)
 
 
-_START_KEYS = ("start_time", "started_at", "start")
-_END_KEYS = ("end_time", "finished_at", "end")
-
-
 def _duration(config, records, run_dir) -> tuple[float, str | None]:
     """Experiment wall time and, when it is an estimate, a note saying how it was obtained.
 
-    In order: config.json's ``duration`` or start/end timestamps, result.json's ``duration``
-    (the run ended), start until the last journal write (the run did not end), the sum of
-    the trials' durations.
+    In order: config.json's ``start_time`` and ``end_time`` (seconds since the epoch, as
+    lagom() writes them), result.json's ``duration`` (the run ended), start until the last
+    journal write (the run did not end), the sum of the trials' durations.
     """
-    if isinstance(config.get("duration"), (int, float)):
-        return float(config["duration"]), None
-    start = next((_timestamp(config[k]) for k in _START_KEYS if k in config), None)
-    end = next((_timestamp(config[k]) for k in _END_KEYS if k in config), None)
+    start, end = _timestamp(config.get("start_time")), _timestamp(config.get("end_time"))
     if start is not None and end is not None:
         return max(0.0, end - start), None
     saved = _saved_duration(run_dir)
@@ -203,14 +195,7 @@ def _saved_duration(run_dir: str) -> float | None:
 
 
 def _timestamp(value: Any) -> float | None:
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None
-    return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _missing_trials(specs, records) -> list[str]:

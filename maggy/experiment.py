@@ -17,7 +17,8 @@ from maggy.core.driver import Driver
 from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
-from maggy.core.spark import decide_slots, get_session
+from maggy.core.shipping import ship_by_value
+from maggy.core.spark import check_classic_session, decide_slots, get_session
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
 from maggy.trial import TrialStatus
@@ -77,6 +78,13 @@ def lagom(
     """
     started = time.time()
     train_fn, config = _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs)
+    check_classic_session(spark)
+    # The user's helper modules travel with the tasks where executors could not import them.
+    with ship_by_value(_user_code(train_fn, config.ablation_study).values()):
+        return _lagom(train_fn, config, spark, started)
+
+
+def _lagom(train_fn: Callable, config: AblationConfig, spark: Any, started: float) -> dict:
     plan = _plan(train_fn, config)
     ablator, specs = plan.ablator, plan.specs
     title = _title(ablator)
@@ -124,14 +132,7 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
 
         dataframe = datasets.load(study.name, study.version)
     check_study(study, train_args, dataframe)
-    check_picklable(
-        {
-            "train_fn": train_fn,
-            "the base model generator": study.model.base_model_generator,
-            "the dataset generator": study.dataset_generator,
-            **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
-        }
-    )
+    check_picklable(_user_code(train_fn, study))
     # A bad policy fails here, not after Spark started.
     policy = make_policy(config.es_policy, config.es_min, grace_steps=config.es_grace_steps,
                          margin=config.es_margin, patience=config.es_patience)
@@ -142,6 +143,16 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     if config.preflight:
         preflight(study, specs, dataframe)
     return _Plan(ablator, specs, dataframe, policy)
+
+
+def _user_code(train_fn: Any, study) -> dict[str, Any]:
+    """What of the user's the executors unpickle, by description."""
+    return {
+        "train_fn": train_fn,
+        "the base model generator": study.model.base_model_generator,
+        "the dataset generator": study.dataset_generator,
+        **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
+    }
 
 
 def _ready_plotting() -> Optional[threading.Thread]:
@@ -188,6 +199,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
         tls=config.tls,
+        tensorboard_dir=tensorboard,
     )
     return driver.run(spark, slots)
 

@@ -13,23 +13,19 @@ from typing import Any, Callable, Optional
 from maggy.ablation.repair import user_rules
 from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
+from maggy.core.job_errors import explain
 from maggy.core.journal import Journal
 from maggy.core.progress import Progress
 from maggy.core.rpc.server import serve
 from maggy.core.rpc.tls import make_certificate
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.servicer import DriverServicer
+from maggy.core.shipping import pack
 from maggy.core.spark import driver_hosts
 from maggy import layout
 from maggy.trial import TrialStatus, describe
 
 __all__ = ["Driver"]
-
-
-def _short_error(error: BaseException) -> str:
-    # Py4J errors carry the whole JVM stack trace; the first lines say what happened.
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: " + " ".join(lines[:3])[:800]
 
 
 class Driver:
@@ -44,7 +40,7 @@ class Driver:
     * gRPC handler threads (the pool of :func:`~maggy.core.rpc.server.serve`) call into the
       :class:`~maggy.core.scheduler.TrialScheduler`, whose lock guards every trial's state.
     * One ``maggy-spark-job`` thread runs the blocking Spark action and puts
-      ``("spark_done", error)`` on the event queue when it returns. It is joined in
+      ``("spark_done", (error, setup_failures))`` on the event queue when it returns. It is joined in
       ``finally``; a keyboard interrupt cancels the job group first.
 
     Args:
@@ -61,6 +57,7 @@ class Driver:
         tls: encrypt the channel with a certificate made for this run, which executors pin;
             ``None``: on when executors may dial from other machines (see
             :mod:`maggy.core.endpoint`), off for a local master.
+        tensorboard_dir: the run's TensorBoard folder, for :func:`maggy.tensorboard.logdir`.
     """
 
     def __init__(
@@ -76,6 +73,7 @@ class Driver:
         progress: Optional[Progress] = None,
         on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
+        tensorboard_dir: Optional[str] = None,
     ):
         self.scheduler = scheduler
         self.run_dir = run_dir
@@ -88,9 +86,9 @@ class Driver:
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
         self.tls = tls
+        self.tensorboard_dir = tensorboard_dir
         self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
-        self._spark_error: Optional[BaseException] = None
 
     def run(self, spark, slots: int) -> list[dict]:
         """Runs every trial of the scheduler on ``slots`` Spark tasks; returns the new records."""
@@ -104,7 +102,7 @@ class Driver:
         with serve(DriverServicer(self.scheduler), token, host=endpoint.bind_host, port=endpoint.bind_port,
                    max_workers=2 * slots + 16, certificate=certificate) as (_, port):
             dataframe = sc.broadcast(self.dataframe) if self.dataframe is not None else None
-            ctx = ExecutorContext(
+            payload = pack(ExecutorContext(
                 address=endpoint.address(port),
                 token=token,
                 tls_cert=certificate.cert_pem if certificate is not None else None,
@@ -112,10 +110,11 @@ class Driver:
                 train_fn=self.train_fn,
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
-                dataframe=dataframe,
                 repair_rules=user_rules(),
-            )
-            job = threading.Thread(target=self._spark_job, args=(sc, group, slots, ctx), name="maggy-spark-job", daemon=True)
+                tensorboard_dir=self.tensorboard_dir,
+            ))
+            job = threading.Thread(target=self._spark_job, args=(sc, group, slots, payload, dataframe),
+                                   name="maggy-spark-job", daemon=True)
             job.start()
             try:
                 self._control(records)
@@ -137,15 +136,16 @@ class Driver:
                 self.progress.close()
         return records
 
-    def _spark_job(self, sc, group: str, slots: int, ctx: ExecutorContext) -> None:
-        error = None
+    def _spark_job(self, sc, group: str, slots: int, payload: bytes, dataframe: Any) -> None:
+        error, setup_failures = None, []
         try:
             sc.setJobGroup(group, f"maggy: {self.scheduler.total} trials", interruptOnCancel=True)
-            sc.parallelize(range(slots), slots).foreachPartition(run_task(ctx))
+            # Each task yields only the traceback of a failure to load the payload.
+            setup_failures = sc.parallelize(range(slots), slots).mapPartitions(run_task(payload, dataframe)).collect()
         except BaseException as e:  # reported to the controller, which fails what is left
             error = e
         finally:
-            self.scheduler.events.put(("spark_done", error))
+            self.scheduler.events.put(("spark_done", (error, setup_failures)))
 
     def _control(self, records: list) -> None:
         events = self.scheduler.events
@@ -169,8 +169,7 @@ class Driver:
 
     def _handle(self, kind: str, payload: Any, records: list) -> None:
         if kind == "started":
-            trial_id, executor, attempt = payload
-            self.progress.started(trial_id)
+            self.progress.started(payload[0])
         elif kind == "requeued":
             trial_id, reason = payload
             self.progress.requeued(trial_id)
@@ -195,11 +194,21 @@ class Driver:
                 self.progress.write(f"maggy: trial {payload['trial_id']} ({describe(payload)}) failed: {reason[-1] if reason else '?'}")
             if self.on_record is not None:
                 self.on_record(payload)
-        elif kind == "spark_done" and not self.scheduler.all_done():
-            reason = "the Spark job ended before this trial ran"
-            if payload is not None:
-                reason = f"the Spark job failed: {_short_error(payload)}"
+        elif kind == "spark_done":
+            self._spark_done(*payload)
+
+    def _spark_done(self, error: Optional[BaseException], setup_failures: list[str]) -> None:
+        """Fails the trials left when the job ended, with what went wrong and how to fix it."""
+        reason = "the Spark job ended before this trial ran"
+        if setup_failures:
+            what = f"{len(setup_failures)} of the job's tasks could not load the train_fn and study"
+            reason = explain(what, setup_failures[0], self.run_dir)
+        if error is not None:
+            reason = explain("the Spark job failed", f"{type(error).__name__}: {error}", self.run_dir)
+        if not self.scheduler.all_done():
             self.scheduler.fail_remaining(reason)
+        elif setup_failures:  # the other tasks ran every trial
+            self.progress.write(f"maggy: {reason}")
 
     def _log_file(self, trial_id: str):
         if trial_id not in self._logs:

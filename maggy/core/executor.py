@@ -14,14 +14,16 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import grpc
 
 from maggy.ablation.repair import register_repair_rule
 from maggy.ablation.study import AblationStudy
+from maggy.core import current_trial
 from maggy.core.reporter import Reporter, to_float
-from maggy.core.rpc.client import DriverClient, pb
+from maggy.core.rpc.client import DriverClient, pb, trial_revoked
+from maggy.core.shipping import unpack
 from maggy.core.trial_builder import build_dataset, build_model
 from maggy.exceptions import EarlyStopException, TrialError
 from maggy.trial import TrialStatus
@@ -49,6 +51,8 @@ class ExecutorContext:
             the registry is per process, so the executors install them before their trials.
         tls_cert: the run's certificate (PEM) when the channel is encrypted: the only one
             the executor's channel trusts.
+        tensorboard_dir: the run's ``tensorboard`` folder on the driver, for
+            :func:`maggy.tensorboard.logdir`.
     """
 
     address: str
@@ -60,6 +64,7 @@ class ExecutorContext:
     dataframe: Any = None
     repair_rules: dict = dataclasses.field(default_factory=dict)
     tls_cert: Optional[bytes] = None
+    tensorboard_dir: Optional[str] = None
 
     def load_dataframe(self):
         """The catalog dataset (unwrapping a Spark broadcast variable)."""
@@ -147,7 +152,7 @@ def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, tria
     # print() inside train_fn goes to the trial's log instead of the executor's console.
     out = _LineWriter(lambda line: reporter.log(line, jupyter=False))
     try:
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), current_trial.running(trial.trial_id, ctx.tensorboard_dir, reporter.log):
             result.metric = _call_train_fn(ctx, spec, reporter)
         result.has_metric = True
         result.status = TrialStatus.FINISHED
@@ -181,16 +186,31 @@ def _freeze_survivors() -> None:
     gc.freeze()
 
 
-def run_task(ctx: ExecutorContext) -> Callable:
-    """The function Spark runs for each trial-slot partition.
+def run_task(payload: bytes, dataframe: Any = None) -> Callable:
+    """The function Spark runs for each trial-slot partition (with ``mapPartitions``).
 
-    The task registers with the driver, then loops: hand in the last result and get the
-    next trial in one round trip, run it, until the driver answers ``done``.
+    The task unpickles its :class:`ExecutorContext` from ``payload`` (made with
+    :func:`maggy.core.shipping.pack`) itself, so that a failure to load the user's code (a
+    module missing on the executors) is not a task failure that Spark retries, to fail the
+    same way each time: the task yields the traceback as data and ends, and the driver
+    explains it in every trial's error. Otherwise it yields nothing: it registers with the
+    driver, then loops: hand in the last result and get the next trial in one round trip,
+    run it, until the driver answers ``done``.
+
+    Args:
+        payload: the pickled :class:`ExecutorContext`, without its ``dataframe``.
+        dataframe: the catalog dataset as a Spark broadcast variable (which must travel in
+            the task's closure, where Spark ships broadcasts), or None.
     """
 
-    def task(_partition) -> None:
+    def task(_partition) -> Iterator[str]:
         from pyspark import TaskContext
 
+        try:
+            ctx = dataclasses.replace(unpack(payload), dataframe=dataframe)
+        except Exception:
+            yield traceback.format_exc()
+            return
         task_ctx = TaskContext.get()
         if task_ctx is not None:
             _freeze_survivors()
@@ -210,11 +230,7 @@ def run_task(ctx: ExecutorContext) -> Callable:
                 try:
                     reply = client.next(executor_id, result)
                 except grpc.RpcError as e:
-                    if result is not None and e.code() in (
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        grpc.StatusCode.ALREADY_EXISTS,
-                        grpc.StatusCode.NOT_FOUND,
-                    ):
+                    if result is not None and trial_revoked(e):
                         # The driver no longer wants this result (the trial was re-run
                         # elsewhere); ask for work without it.
                         result = None

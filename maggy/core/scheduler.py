@@ -112,11 +112,6 @@ class TrialScheduler:
         """Number of trials this scheduler runs."""
         return len(self._specs)
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closed
-
     def is_over(self) -> bool:
         """True when no trial will be handed out any more (all done, or closed)."""
         with self._cond:
@@ -131,11 +126,6 @@ class TrialScheduler:
         """Records of the trials that ended, in the order they ended."""
         with self._cond:
             return list(self._done.values())
-
-    def counts(self) -> dict:
-        """How many trials are pending, running and done."""
-        with self._cond:
-            return {"pending": len(self._pending), "running": len(self._running), "done": len(self._done)}
 
     # -- called by the RPC handlers ---------------------------------------------------
     def register(self, partition: int, task_attempt: int, host: str) -> str:

@@ -13,14 +13,12 @@ import sys
 import tempfile
 from typing import Optional
 
-__all__ = ["check_java", "get_session", "decide_slots", "driver_hosts", "MIN_JAVA"]
+__all__ = ["check_java", "check_classic_session", "get_session", "decide_slots", "driver_hosts", "MIN_JAVA"]
 
 logger = logging.getLogger(__name__)
 
 MIN_JAVA = 17
 
-#: Where the embedded session's JVM writes its console output (set when maggy starts one).
-spark_log: Optional[str] = None
 _LOG4J = os.path.join(os.path.dirname(__file__), "log4j2.properties")
 
 
@@ -84,12 +82,39 @@ def decide_slots(requested: Optional[int], available: int, num_trials: int) -> i
     return max(1, slots)
 
 
+def check_classic_session(spark=None) -> None:
+    """Rejects a Spark Connect session, before lagom() creates the run directory.
+
+    This version launches trials through the SparkContext, which Spark Connect does not
+    offer. Checked: the session passed to ``lagom(spark=...)``, else the process's mode (a
+    Connect session created, or ``SPARK_REMOTE`` set, makes every new session a Connect one).
+
+    Raises:
+        TypeError: a Connect session; the message says what to use instead.
+    """
+    if spark is not None:
+        connect = type(spark).__module__.startswith("pyspark.sql.connect")
+        what = f"spark= is a Spark Connect session ({type(spark).__module__}.{type(spark).__name__})"
+    else:
+        from pyspark.sql.utils import is_remote
+
+        connect = is_remote() or "SPARK_REMOTE" in os.environ
+        what = "this process uses Spark Connect (a Connect session exists, or SPARK_REMOTE is set)"
+    if connect:
+        raise TypeError(
+            f"lagom() needs a classic SparkSession, but {what}; this version of maggy launches "
+            "trials through the SparkContext, which Spark Connect does not offer. Use a classic "
+            "session (SparkSession.builder.master(...).getOrCreate(), without .remote() or "
+            "SPARK_REMOTE), in a process without a Connect session"
+        )
+
+
 def get_session(slots: Optional[int], task_retries: int):
     """The active SparkSession, or a new embedded ``local[N, F]`` one.
 
     The embedded session runs executors on this very Python interpreter (so they can import
     torch and maggy), lets Spark retry a task whose Python worker died (F = retries + 1), and
-    logs errors only, to the file named by :data:`spark_log`.
+    logs errors only, to ``maggy-spark-<pid>.log`` in the temporary directory.
 
     Args:
         slots: N, parallel tasks of the embedded session (``None``: one per CPU core).
@@ -98,15 +123,9 @@ def get_session(slots: Optional[int], task_retries: int):
     Returns:
         ``(spark, started)``: the session and whether this call started it.
     """
-    from pyspark import SparkConf, SparkContext
-    from pyspark.java_gateway import launch_gateway
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    if active is None and SparkContext._active_spark_context is not None:
-        # A session started on another thread is not "active" on this one, but it is the
-        # user's cluster all the same.
-        active = SparkSession.builder.getOrCreate()
+    active = _running_session()
     if active is not None:
         return active, False
     if "PYSPARK_GATEWAY_PORT" in os.environ:
@@ -114,6 +133,25 @@ def get_session(slots: Optional[int], task_retries: int):
         # are the launcher's to choose, not ours.
         return SparkSession.builder.appName("maggy").getOrCreate(), True
     check_java()
+    _prepare_executor_environment()
+    return _launch(_embedded_conf(slots or os.cpu_count() or 1, task_retries)), True
+
+
+def _running_session():
+    """The user's session: active on this thread, or started on another one; else None."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is None and SparkContext._active_spark_context is not None:
+        # A session started on another thread is not "active" on this one, but it is the
+        # user's cluster all the same.
+        active = SparkSession.builder.getOrCreate()
+    return active
+
+
+def _prepare_executor_environment() -> None:
+    """Makes the embedded session's executors run this interpreter, with maggy importable."""
     # Executors must run the driver's interpreter, or they cannot import torch.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -122,11 +160,16 @@ def get_session(slots: Optional[int], task_retries: int):
     if package_root not in paths:
         # maggy may be used from a source checkout that executors could not otherwise import.
         os.environ["PYTHONPATH"] = os.pathsep.join(paths + [package_root])
-    n = slots or os.cpu_count() or 1
+
+
+def _embedded_conf(slots: int, task_retries: int):
+    """The SparkConf of the embedded ``local[slots, task_retries + 1]`` session."""
+    from pyspark import SparkConf
+
     java_opts = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
     conf = (
         SparkConf()
-        .setMaster(f"local[{n},{task_retries + 1}]")
+        .setMaster(f"local[{slots},{task_retries + 1}]")
         .setAppName("maggy")
         .set("spark.ui.enabled", "false")
         .set("spark.ui.showConsoleProgress", "false")
@@ -145,16 +188,24 @@ def get_session(slots: Optional[int], task_retries: int):
         # these settings.
         conf.set("spark.python.unix.domain.socket.enabled", "true")
         conf.set("spark.python.unix.domain.socket.dir", socket_dir)
+    return conf
+
+
+def _launch(conf):
+    """Starts the JVM and the session for ``conf``; the JVM's console output goes to a log file."""
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+    from pyspark.sql import SparkSession
+
     # The JVM's own console output (JDK notices, Spark start-up lines, and the executors'
     # stray stderr) goes to a log file instead of the user's notebook or terminal.
-    global spark_log
-    spark_log = os.path.join(tempfile.gettempdir(), f"maggy-spark-{os.getpid()}.log")
-    with open(spark_log, "ab") as log:
+    log_path = os.path.join(tempfile.gettempdir(), f"maggy-spark-{os.getpid()}.log")
+    with open(log_path, "ab") as log:
         gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
     SparkContext(conf=conf, gateway=gateway)
     spark = SparkSession.builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    return spark, True
+    return spark
 
 
 def _unix_socket_dir() -> Optional[str]:

@@ -55,7 +55,10 @@ def build_result(
 
     Returns:
         A dict with ``best_config``, ``best_val``, ``worst_config``, ``worst_val``, ``avg``
-        (``None`` when no trial finished), ``num_trials``, ``early_stopped``, ``failed``,
+        (``None`` when no trial finished), ``best_id`` and ``worst_id`` (the ``trial_id`` of
+        the best and worst trial; with repeats, of the component's first finished repeat;
+        ``None`` when no trial finished), ``metric_list`` (the final metrics ``avg`` is
+        over, in table order, as upstream Maggy's result has them), ``num_trials``, ``early_stopped``, ``failed``,
         ``duration``, ``direction``, ``trials`` (DataFrame, columns :data:`TRIAL_COLUMNS`
         plus ``repeat`` and ``seed`` when any record has ``repeat > 0``; sorted by index,
         then repeat) and ``components`` (see :func:`components_table`).
@@ -88,8 +91,9 @@ def build_result(
     statuses = [t["status"] for t in trials]
 
     result: dict[str, Any] = {
-        "best_config": None, "best_val": None, "worst_config": None, "worst_val": None,
-        "avg": None,
+        "best_id": None, "best_config": None, "best_val": None,
+        "worst_id": None, "worst_config": None, "worst_val": None,
+        "avg": None, "metric_list": [],
         "num_trials": len(trials),
         "early_stopped": statuses.count(TrialStatus.EARLY_STOPPED),
         "failed": statuses.count(TrialStatus.FAILED),
@@ -103,9 +107,9 @@ def build_result(
         (best, best_val), (worst, worst_val) = ranked[0], ranked[-1]
         finished = [t["metric"] for t in trials if _counts(t)]
         result.update(
-            best_config=_config(best), best_val=best_val,
-            worst_config=_config(worst), worst_val=worst_val,
-            avg=statistics.fmean(finished),
+            best_id=best["trial_id"], best_config=_config(best), best_val=best_val,
+            worst_id=worst["trial_id"], worst_config=_config(worst), worst_val=worst_val,
+            avg=statistics.fmean(finished), metric_list=finished,
         )
     return result
 
