@@ -41,6 +41,16 @@ setup(
             "nbformat>=5",
             "ipykernel>=6",
             "grpcio-tools>=1.85.1",
+            # tests start a local Spark Connect server (as the connect extra)
+            "grpcio-status>=1.85",
+            "googleapis-common-protos>=1.60",
+            "zstandard>=0.22",
+        ],
+        # What pyspark's Spark Connect client needs besides grpcio, pandas and pyarrow.
+        "connect": [
+            "grpcio-status>=1.85",
+            "googleapis-common-protos>=1.60",
+            "zstandard>=0.22",
         ],
     },
     entry_points={"console_scripts": ["maggy=maggy.__main__:main"]},

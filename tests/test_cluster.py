@@ -19,12 +19,11 @@ from tiny_study import SOURCE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-STUDY = textwrap.dedent(
+# The train_fn lives in a helper module next to the script, as in a user's project; the
+# workers' Python cannot import that module, so it must travel by value.
+HELPERS = textwrap.dedent(
     """
     import os, signal, sys, time
-    from pyspark.sql import SparkSession
-    from maggy import experiment
-    from maggy.ablation import AblationStudy
 
     MASTER, OUT = sys.argv[1], sys.argv[2]
 
@@ -44,6 +43,16 @@ STUDY = textwrap.dedent(
             os.kill(parent_of(os.getppid()), signal.SIGKILL)
             time.sleep(30)
         return {"base": 1.0, "a": 2.0, "b": 3.0, "c": 4.0, "d": 5.0}[feature]
+    """
+)
+
+STUDY = textwrap.dedent(
+    """
+    import os, sys
+    from pyspark.sql import SparkSession
+    from maggy import experiment
+    from maggy.ablation import AblationStudy
+    from cluster_helpers import FeatureTag, MASTER, OUT, train
 
     spark = (SparkSession.builder.master(MASTER).appName("maggy-cluster-test")
              .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
@@ -56,6 +65,7 @@ STUDY = textwrap.dedent(
                               experiment_dir=os.path.join(OUT, "exp"), num_executors=2, es_policy="none",
                               verbose=False)
     print("RUN_DIR=" + result["run_dir"])
+    print("ERRORS=" + repr(sorted(set(result["trials"]["error"].dropna()))))
     spark.stop()
     """
 )
@@ -111,17 +121,19 @@ def cluster(tmp_path):
                     process.wait()
 
 
-def test_every_trial_has_a_result_after_an_executor_is_killed(cluster, tmp_path):
+def test_a_helper_module_study_has_every_result_after_an_executor_is_killed(cluster, tmp_path):
+    (tmp_path / "cluster_helpers.py").write_text(SOURCE + HELPERS)
     script = tmp_path / "study.py"
-    script.write_text(SOURCE + STUDY)
+    script.write_text(STUDY)
     out = subprocess.run([sys.executable, str(script), cluster, str(tmp_path)], capture_output=True, text=True,
-                         timeout=400, env=dict(os.environ, PYSPARK_PYTHON=sys.executable))
+                         timeout=400, env=dict(os.environ, PYSPARK_PYTHON=sys.executable), cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = next(line[8:] for line in out.stdout.splitlines() if line.startswith("RUN_DIR="))
     records = {(r["ablated_feature"] or "base"): r for r in map(json.loads, open(os.path.join(run_dir, "trials.jsonl")))}
-    # Rule: every trial has a result although an executor died mid-trial.
+    # Rule: the helper module reaches the executors, and every trial has a result although
+    # an executor died mid-trial.
     assert sorted(records) == ["a", "b", "base", "c", "d"]
-    assert {r["status"] for r in records.values()} == {"finished"}
+    assert {r["status"] for r in records.values()} == {"finished"}, out.stdout
     assert records["b"]["metric"] == 3.0 and records["b"]["attempts"] == 2
     # Trials ran on both workers' executors (two distinct executor processes before the kill).
     first_pids = {open(tmp_path / f"{f}.attempts").read().split()[0] for f in records}
