@@ -9,7 +9,7 @@ import textwrap
 import time
 
 
-from maggy import experiment
+from maggy import experiment, layout
 from maggy.ablation import AblationStudy
 from tiny_study import SOURCE, FeatureTag
 
@@ -157,7 +157,7 @@ def test_a_train_fn_the_executors_cannot_load_fails_every_trial_once_with_the_ca
     assert "ModuleNotFoundError: No module named 'maggy_test_only_on_the_driver'" in error
     assert "cannot be imported on the executors" in error
     # ...the full traceback is in the run directory...
-    saved = open(os.path.join(result["run_dir"], "spark_errors.txt")).read()
+    saved = open(layout.spark_errors_path(result["run_dir"])).read()
     assert "Traceback (most recent call last)" in saved and "_load_on_executor" in saved
     # ...and a failure that would repeat is not retried: the one slot tried to load it once.
     assert open(marker).read() == "x"
@@ -175,4 +175,4 @@ def test_a_failed_spark_job_names_its_cause_in_each_remaining_trial(spark, tmp_p
     # Rule: Spark's reason, not its first line, and what usually causes it.
     assert error.startswith("the Spark job failed: org.apache.spark.SparkException: Python worker exited unexpectedly")
     assert "hint: out of memory" in error
-    assert os.path.exists(os.path.join(result["run_dir"], "spark_errors.txt"))
+    assert os.path.exists(layout.spark_errors_path(result["run_dir"]))

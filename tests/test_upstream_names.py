@@ -5,7 +5,7 @@ import os
 import pytest
 
 import maggy.tensorboard
-from maggy import experiment
+from maggy import experiment, layout
 from maggy.ablation import AblationStudy
 from tiny_study import FeatureTag
 
@@ -35,7 +35,7 @@ def test_upstream_result_keys_and_the_trial_tensorboard_folder(spark, tmp_path):
     assert sorted(result["metric_list"]) == [1.0, 2.0, 3.0]
     # Rule: logdir() inside train_fn is <run>/tensorboard/<trial_id>, beside maggy's own scalars.
     for feature, trial_id in ids.items():
-        folder = os.path.join(result["run_dir"], "tensorboard", trial_id)
+        folder = layout.tensorboard_path(result["run_dir"], trial_id)
         assert open(os.path.join(folder, "feature.txt")).read() == feature
         assert any(name.startswith("events.out.tfevents") for name in os.listdir(folder))
 

@@ -14,6 +14,8 @@ import socket
 import tempfile
 from typing import Callable, Iterator, Optional
 
+from maggy import layout
+
 __all__ = ["running", "tensorboard_dir"]
 
 
@@ -67,11 +69,12 @@ def tensorboard_dir() -> str:
         # The driver created the run directory before any trial started: seeing it here
         # means the executor shares the driver's filesystem.
         if root is not None and os.path.isdir(os.path.dirname(root)):
-            trial.logdir = os.path.join(root, trial.trial_id)
+            trial.logdir = layout.trial_tensorboard_path(root, trial.trial_id)
         else:
             # <experiment name>/<run>, so experiments do not share folders there either.
             run = os.path.normpath(os.path.dirname(root)).split(os.sep)[-2:] if root else ["run"]
-            trial.logdir = os.path.join(tempfile.gettempdir(), "maggy-tensorboard", *run, trial.trial_id)
+            trial.logdir = layout.trial_tensorboard_path(
+                os.path.join(tempfile.gettempdir(), "maggy-tensorboard", *run), trial.trial_id)
             trial.log(
                 f"maggy.tensorboard.logdir(): the driver's run directory is not visible on executor "
                 f"{socket.gethostname()}; TensorBoard files of this trial go to {trial.logdir} there"

@@ -13,10 +13,9 @@ import re
 import time
 from typing import Optional
 
-__all__ = ["root_cause", "hint", "explain", "ERROR_FILE"]
+from maggy import layout
 
-#: File in the run directory that keeps the full text of every Spark job failure.
-ERROR_FILE = "spark_errors.txt"
+__all__ = ["root_cause", "hint", "explain"]
 
 _TRACEBACK = "Traceback (most recent call last):"
 # The JVM's summary of the last failed task attempt, when no Python traceback is present.
@@ -98,7 +97,7 @@ def explain(what: str, text: str, run_dir: Optional[str]) -> str:
     Args:
         what: what failed, e.g. ``"the Spark job failed"``.
         text: the full error text (Spark's message or a Python traceback).
-        run_dir: the run directory, where :data:`ERROR_FILE` keeps ``text``; None: not kept.
+        run_dir: the run directory, whose ``spark_errors.txt`` keeps ``text``; None: not kept.
 
     Returns:
         ``"<what>: <root cause> (hint: <hint>). Full traceback: <file>"``.
@@ -109,7 +108,7 @@ def explain(what: str, text: str, run_dir: Optional[str]) -> str:
     if advice:
         message += f" (hint: {advice})"
     if run_dir is not None:
-        path = os.path.join(run_dir, ERROR_FILE)
+        path = layout.spark_errors_path(run_dir)
         try:
             with open(path, "a", encoding="utf-8") as f:
                 f.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n{text.rstrip()}\n\n")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from maggy.core.job_errors import ERROR_FILE, explain, hint, root_cause
+from maggy import layout
+from maggy.core.job_errors import explain, hint, root_cause
 
 
 def _import_missing(_):
@@ -46,5 +47,5 @@ def test_explain_keeps_the_full_text_in_the_run_directory(tmp_path):
     text = "Traceback (most recent call last):\n  File \"x.py\", line 1\nMemoryError\n"
     message = explain("the Spark job failed", text, str(tmp_path))
     assert message.startswith("the Spark job failed: MemoryError (hint: out of memory")
-    assert str(tmp_path / ERROR_FILE) in message
-    assert "File \"x.py\", line 1" in (tmp_path / ERROR_FILE).read_text()
+    assert layout.spark_errors_path(tmp_path) in message
+    assert "File \"x.py\", line 1" in open(layout.spark_errors_path(tmp_path)).read()
