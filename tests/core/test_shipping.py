@@ -6,26 +6,15 @@ import sys
 import textwrap
 
 from maggy.core.shipping import modules_to_ship, ship_by_value
+from tiny_study import SOURCE
 
 HELPERS = textwrap.dedent(
     """
-    import torch
     import model_lib
-    from maggy.ablation import MaggyDataset
-
-    class Tagged(MaggyDataset):
-        def __init__(self):
-            self.removed = None
-        def __len__(self):
-            return 0
-        def __getitem__(self, i):
-            raise IndexError(i)
-        def ablate_feature(self, feature):
-            self.removed = feature
 
     def train(model_function, dataset_function):
         model = model_function()
-        removed = dataset_function().removed
+        removed = dataset_function().ablated
         return {None: 1.0, "a": 2.0, "b": 3.0}[removed] + model_lib.size(model)
     """
 )
@@ -46,10 +35,10 @@ SCRIPT = textwrap.dedent(
     from pyspark import cloudpickle
     from maggy import experiment
     from maggy.ablation import AblationStudy
-    from helpers import Tagged, train
+    from helpers import FeatureTag, train
     from model_lib import make_model
 
-    study = AblationStudy(dataset_generator=Tagged)
+    study = AblationStudy(dataset_generator=FeatureTag)
     study.model.set_base_model_generator(make_model)
     study.features.include("a", "b")
     result = experiment.lagom(train_fn=train, ablation_study=study, name="helpers", direction="min",
@@ -65,7 +54,7 @@ SCRIPT = textwrap.dedent(
 
 def write_project(folder):
     """A script and two helper modules in one folder, as a user's project looks."""
-    (folder / "helpers.py").write_text(HELPERS)
+    (folder / "helpers.py").write_text(SOURCE + HELPERS)
     (folder / "model_lib.py").write_text(MODEL_LIB)
     (folder / "study.py").write_text(SCRIPT)
 
@@ -79,11 +68,11 @@ def test_helper_modules_and_what_they_import_are_found(tmp_path, monkeypatch):
         # Rule: the train_fn's module and the user modules it imports go by value;
         # installed and standard-library modules (torch, os) and maggy do not.
         assert modules_to_ship([helpers.train]) == ["helpers", "model_lib"]
-        assert modules_to_ship([os.path.join, helpers.Tagged.__init__.__globals__["MaggyDataset"]]) == []
+        assert modules_to_ship([os.path.join, helpers.MaggyDataset]) == []
         # Registration lasts for the block only.
         from pyspark import cloudpickle
 
-        with ship_by_value([helpers.Tagged]) as added:
+        with ship_by_value([helpers.FeatureTag]) as added:
             assert added == ["helpers", "model_lib"]
             assert {"helpers", "model_lib"} <= cloudpickle.cloudpickle._PICKLE_BY_VALUE_MODULES
         assert not {"helpers", "model_lib"} & cloudpickle.cloudpickle._PICKLE_BY_VALUE_MODULES
