@@ -83,9 +83,13 @@ def test_helper_modules_and_what_they_import_are_found(tmp_path, monkeypatch):
 
 def test_a_script_importing_its_train_fn_from_a_helper_module_runs_on_the_embedded_session(tmp_path):
     write_project(tmp_path)
-    # A fresh interpreter, as a user runs `python study.py`: no test fixture registers anything.
+    # A fresh interpreter, as a user runs `python project/study.py`: no test fixture registers
+    # anything, and the working directory is not the script's (Python workers would find
+    # modules in the working directory).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     out = subprocess.run([sys.executable, str(tmp_path / "study.py"), str(tmp_path)], capture_output=True,
-                         text=True, timeout=300, cwd=str(tmp_path))
+                         text=True, timeout=300, cwd=str(elsewhere))
     assert out.returncode == 0, out.stderr[-3000:]
     lines = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
     # Rule: the helper modules reach the executors; every trial runs.
