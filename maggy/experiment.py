@@ -18,6 +18,7 @@ from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.spark import decide_slots, get_session
+from maggy.core.trial_builder import experiment_rules
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
 from maggy.trial import TrialStatus
@@ -35,6 +36,7 @@ class _Plan(NamedTuple):
     specs: list[dict]
     dataframe: Any  # the catalog dataset (pandas), or None
     policy: AbstractEarlyStop
+    rules: dict  # the repair rules the experiment carries to its executors
 
 
 def lagom(
@@ -139,9 +141,10 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     specs = []
     while (spec := ablator.get_trial()) is not None:
         specs.append(spec)
+    rules = experiment_rules(study)
     if config.preflight:
-        preflight(study, specs, dataframe)
-    return _Plan(ablator, specs, dataframe, policy)
+        preflight(study, specs, dataframe, rules=rules)
+    return _Plan(ablator, specs, dataframe, policy, rules)
 
 
 def _ready_plotting() -> Optional[threading.Thread]:
@@ -188,6 +191,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
         tls=config.tls,
+        repair_rules=plan.rules,
     )
     return driver.run(spark, slots)
 

@@ -10,7 +10,6 @@ import time
 import uuid
 from typing import Any, Callable, Optional
 
-from maggy.ablation.repair import user_rules
 from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
 from maggy.core.journal import Journal
@@ -61,6 +60,7 @@ class Driver:
         tls: encrypt the channel with a certificate made for this run, which executors pin;
             ``None``: on when executors may dial from other machines (see
             :mod:`maggy.core.endpoint`), off for a local master.
+        repair_rules: the experiment's repair rules, for the executors' model surgery.
     """
 
     def __init__(
@@ -76,6 +76,7 @@ class Driver:
         progress: Optional[Progress] = None,
         on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
+        repair_rules: Optional[dict] = None,
     ):
         self.scheduler = scheduler
         self.run_dir = run_dir
@@ -88,6 +89,7 @@ class Driver:
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
         self.tls = tls
+        self.repair_rules = dict(repair_rules or {})
         self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
         self._spark_error: Optional[BaseException] = None
@@ -113,7 +115,7 @@ class Driver:
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
                 dataframe=dataframe,
-                repair_rules=user_rules(),
+                repair_rules=self.repair_rules,
             )
             job = threading.Thread(target=self._spark_job, args=(sc, group, slots, ctx), name="maggy-spark-job", daemon=True)
             job.start()
