@@ -19,6 +19,7 @@ from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.shipping import ship_by_value
 from maggy.core.spark import check_classic_session, decide_slots, get_session
+from maggy.core.trial_builder import experiment_rules
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
 from maggy.trial import TrialStatus
@@ -36,6 +37,7 @@ class _Plan(NamedTuple):
     specs: list[dict]
     dataframe: Any  # the catalog dataset (pandas), or None
     policy: AbstractEarlyStop
+    rules: dict  # the repair rules the experiment carries to its executors
 
 
 def lagom(
@@ -140,9 +142,10 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     specs = []
     while (spec := ablator.get_trial()) is not None:
         specs.append(spec)
+    rules = experiment_rules(study)
     if config.preflight:
-        preflight(study, specs, dataframe)
-    return _Plan(ablator, specs, dataframe, policy)
+        preflight(study, specs, dataframe, rules=rules)
+    return _Plan(ablator, specs, dataframe, policy, rules)
 
 
 def _user_code(train_fn: Any, study) -> dict[str, Any]:
@@ -200,6 +203,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
         tls=config.tls,
         tensorboard_dir=tensorboard,
+        repair_rules=plan.rules,
     )
     return driver.run(spark, slots)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import warnings
 from typing import Any, Optional
@@ -65,7 +64,11 @@ def get_device():
 
 
 def set_seed(seed: Optional[int]) -> None:
-    """Seeds ``random``, numpy and torch (CPU and CUDA); ``None`` does nothing."""
+    """Seeds ``random``, numpy and torch (CPU and CUDA); ``None`` does nothing.
+
+    String hashing is not seeded: ``PYTHONHASHSEED`` is read once, when an interpreter
+    starts, so setting it in a running one has no effect.
+    """
     if seed is None:
         return
     import numpy as np
@@ -74,7 +77,6 @@ def set_seed(seed: Optional[int]) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
 
 
 def to_pandas(df: Any):

@@ -140,7 +140,7 @@ def test_layer_label_derived_when_missing():
 
 def test_a_prefix_ending_in_a_dot_reads_the_same_in_study_table_and_summary():
     from maggy.ablation import AblationStudy
-    from maggy.ablation.one_class import DeclaredTrials
+    from maggy.ablation.ablator import DeclaredTrials
     from maggy.ablation.surgery import prefix
 
     study = AblationStudy("titanic", 1, "survived")

@@ -7,9 +7,10 @@ __all__ = ["AblationStudy", "MaggyDataset", "PandasDataset", "Ablator"]
 
 
 def __getattr__(name):
-    # The one-class API is optional sugar over lagom(); import it only when asked for.
+    # The one-class API is a façade over lagom(), a layer above this package
+    # (maggy/one_class.py): import it only when asked for, under the name the thesis uses.
     if name == "Ablator":
-        from maggy.ablation.one_class import Ablator
+        from maggy.one_class import Ablator
 
         return Ablator
     raise AttributeError(f"module 'maggy.ablation' has no attribute {name!r}")

@@ -226,11 +226,42 @@ class Model:
         self.features = features
         self.base_model_generator: Optional[Callable[[], Any]] = None
         self.custom_model_generators: dict[str, Callable[[], Any]] = {}
+        #: Repair rules of this study (module class -> RepairRule), see :meth:`add_repair_rule`.
+        self.repair_rules: dict[type, Any] = {}
 
     def set_base_model_generator(self, generator: Callable[[], Any]) -> None:
         """Sets the function that builds the full model: ``generator() -> torch.nn.Module``."""
         _check_generator(generator, "set_base_model_generator", "a torch.nn.Module")
         self.base_model_generator = generator
+
+    def add_repair_rule(self, module_type: type, rule: Any) -> None:
+        """Tells surgery how to repair ``module_type`` in this study's trials.
+
+        The rule travels with the study to the executors and applies to its experiments
+        only. It takes precedence over a rule registered with
+        :func:`~maggy.ablation.surgery.register_repair_rule` and over the built-in rules.
+
+        Args:
+            module_type: the layer class, a subclass of ``torch.nn.Module``.
+            rule: a :class:`~maggy.ablation.surgery.RepairRule` for it.
+
+        Raises:
+            TypeError: ``module_type`` is not an ``nn.Module`` subclass or ``rule`` not a
+                ``RepairRule``.
+
+        Example:
+            >>> from torch import nn
+            >>> from maggy.ablation.surgery import RepairRule
+            >>> study = AblationStudy()
+            >>> study.model.add_repair_rule(nn.Linear, RepairRule(
+            ...     expected=lambda m: m.in_features,
+            ...     rebuild=lambda m, width: nn.Linear(width, m.out_features)))
+            >>> list(study.model.repair_rules)
+            [<class 'torch.nn.modules.linear.Linear'>]
+        """
+        from maggy.ablation.repair_registry import check_rules
+
+        self.repair_rules.update(check_rules({module_type: rule}, "add_repair_rule"))
 
     def add_custom_model_generator(self, generator: Callable[[], Any], name: str) -> None:
         """Adds one trial that trains ``generator()`` instead of the base model.
@@ -276,7 +307,6 @@ class AblationStudy:
         if label_name is not None and not isinstance(label_name, str):
             raise TypeError(f"label_name must be a str, got {label_name!r}")
         self.name = training_dataset_name
-        self.hops_training_dataset_name = training_dataset_name  # name used by older Maggy code
         self.version = training_dataset_version
         self.label_name = label_name
         self._registry = _Registry()

@@ -10,7 +10,6 @@ import time
 import uuid
 from typing import Any, Callable, Optional
 
-from maggy.ablation.repair import user_rules
 from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
 from maggy.core.job_errors import explain
@@ -58,6 +57,7 @@ class Driver:
             ``None``: on when executors may dial from other machines (see
             :mod:`maggy.core.endpoint`), off for a local master.
         tensorboard_dir: the run's TensorBoard folder, for :func:`maggy.tensorboard.logdir`.
+        repair_rules: the experiment's repair rules, for the executors' model surgery.
     """
 
     def __init__(
@@ -74,6 +74,7 @@ class Driver:
         on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
         tensorboard_dir: Optional[str] = None,
+        repair_rules: Optional[dict] = None,
     ):
         self.scheduler = scheduler
         self.run_dir = run_dir
@@ -87,6 +88,7 @@ class Driver:
         self.on_record = on_record
         self.tls = tls
         self.tensorboard_dir = tensorboard_dir
+        self.repair_rules = dict(repair_rules or {})
         self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
 
@@ -110,7 +112,7 @@ class Driver:
                 train_fn=self.train_fn,
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
-                repair_rules=user_rules(),
+                repair_rules=self.repair_rules,
                 tensorboard_dir=self.tensorboard_dir,
             ))
             job = threading.Thread(target=self._spark_job, args=(sc, group, slots, payload, dataframe),

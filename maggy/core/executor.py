@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterator, Optional
 
 import grpc
 
-from maggy.ablation.repair import register_repair_rule
 from maggy.ablation.study import AblationStudy
 from maggy.core import current_trial
 from maggy.core.reporter import Reporter, to_float
@@ -47,8 +46,9 @@ class ExecutorContext:
         optimization_key: key of the metric when train_fn returns a dict.
         hb_interval: heartbeat interval in seconds.
         dataframe: the catalog dataset, as a Spark broadcast variable or a pandas frame.
-        repair_rules: repair rules the user registered on the driver (module class -> rule);
-            the registry is per process, so the executors install them before their trials.
+        repair_rules: the experiment's repair rules (module class -> rule), passed to every
+            model build; a worker never registers them in its process, which Spark reuses
+            for later experiments.
         tls_cert: the run's certificate (PEM) when the channel is encrypted: the only one
             the executor's channel trusts.
         tensorboard_dir: the run's ``tensorboard`` folder on the driver, for
@@ -127,7 +127,9 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> floa
 
     def model_function():
         dataset = dataset_function() if has_dataset else None
-        return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False))
+        return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False),
+                           rules=ctx.repair_rules, base_dataset=lambda: build_dataset(
+                               ctx.study, {**spec, "ablated_feature": None}, ctx.load_dataframe()))
 
     available = {"model_function": model_function, "dataset_function": dataset_function, "reporter": reporter}
     params = inspect.signature(ctx.train_fn).parameters
@@ -221,8 +223,6 @@ def run_task(payload: bytes, dataframe: Any = None) -> Callable:
             resource = task_ctx.resources().get("gpu")
             gpus = list(resource.addresses) if resource is not None else []
         _set_current_device(pick_device(gpus, partition))
-        for module_type, rule in ctx.repair_rules.items():
-            register_repair_rule(module_type, rule)
         with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:
             executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
             result = None

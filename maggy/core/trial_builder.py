@@ -6,17 +6,16 @@ exactly the same thing.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
 from typing import Any, Callable, Optional
 
 from maggy.ablation.datasets import PandasDataset, input_info
+from maggy.ablation.repair_registry import user_rules
 from maggy.ablation.study import AblationStudy
 from maggy.trial import describe
 from maggy.util import set_seed
 
-__all__ = ["build_dataset", "build_model", "accepts_parameter"]
+__all__ = ["build_dataset", "build_model", "accepts_parameter", "experiment_rules"]
 
 
 def accepts_parameter(fn: Callable, name: str) -> bool:
@@ -57,11 +56,23 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
     return dataset
 
 
+def experiment_rules(study: AblationStudy) -> dict:
+    """The repair rules an experiment carries: this process's registered rules as
+    ``lagom()`` starts, overridden by the study's own (``study.model.add_repair_rule``).
+
+    Executors apply exactly these, passed along with the experiment, never a table of
+    their own process: Spark reuses its Python workers from one experiment to the next.
+    """
+    return {**user_rules(), **study.model.repair_rules}
+
+
 def build_model(
     study: AblationStudy,
     spec: dict,
     dataset: Any = None,
     log: Optional[Callable[[str], None]] = None,
+    rules: Optional[dict] = None,
+    base_dataset: Optional[Callable[[], Any]] = None,
 ):
     """The trial's model: generated, seeded, ablated and shape-repaired.
 
@@ -72,10 +83,19 @@ def build_model(
         study: the study.
         spec: the trial spec.
         dataset: the trial's dataset; its ``input_shape`` / ``sample_input()`` drive the
-            shape repair.
-        log: receives the lines surgery prints ("Ablating layer 3 - ReLU()"); ``None``
-            discards them.
+            shape repair, else the input is inferred from its first item
+            (:func:`maggy.ablation.model_input.infer_input`).
+        log: receives surgery's report ("Ablating layer 3 - ReLU()"); ``None`` discards it.
+        rules: the experiment's repair rules (:func:`experiment_rules`); ``None`` uses the
+            rules registered in this process.
+        base_dataset: builds the dataset without the trial's feature ablation, which input
+            inference needs for a feature trial; called only then.
+
+    Raises:
+        AblationError: a removal or repair that cannot be made, or an input that can be
+            neither read from the dataset nor inferred; the message names the trial.
     """
+    from maggy.ablation.model_input import model_input
     from maggy.ablation.surgery import ablate
 
     custom = spec.get("custom_model")
@@ -85,22 +105,27 @@ def build_model(
         generator = study.model.base_model_generator
     set_seed(spec.get("seed"))
     model = generator()
-    input_shape, sample_input = input_info(dataset) if dataset is not None else (None, None)
     layers = spec.get("ablated_layers")
-    if not layers and input_shape is None and sample_input is None:
-        return model
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        model = ablate(
-            model,
-            layers,
-            input_shape=input_shape,
-            sample_input=sample_input,
-            infer_activation=spec.get("infer_activation", False),
-            verbose=True,
-            trial=f"{spec.get('trial_id')} ({describe(spec)})",
-        )
-    if log is not None:
-        for line in out.getvalue().splitlines():
-            log(line)
-    return model
+    feature = spec.get("ablated_feature")
+    trial = f"{spec.get('trial_id')} ({describe(spec)})"
+    input_shape, sample_input = input_info(dataset) if dataset is not None else (None, None)
+    if input_shape is None and sample_input is None:
+        if not layers and not feature:
+            return model  # nothing removed and nothing stated to check the model against
+        if dataset is not None:
+            base = base_dataset() if feature and base_dataset is not None else None
+            input_shape, sample_input = model_input(model, dataset, base, f"trial {trial}: ")
+    return ablate(
+        model,
+        layers,
+        input_shape=input_shape,
+        sample_input=sample_input,
+        infer_activation=spec.get("infer_activation", False),
+        trial=trial,
+        rules=rules,
+        log=log if log is not None else _discard,
+    )
+
+
+def _discard(line: str) -> None:
+    """A log that keeps nothing (pre-flight builds models only to check them)."""

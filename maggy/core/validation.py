@@ -107,11 +107,20 @@ def check_picklable(objects: dict[str, Any]) -> None:
             ) from e
 
 
-def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, log: Optional[Callable[[str], None]] = None) -> None:
+def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None,
+              log: Optional[Callable[[str], None]] = None, rules: Optional[dict] = None) -> None:
     """Builds every trial's dataset and model once, through the same code the executors use.
 
     Impossible ablations (an index out of range, an unknown name, a shape that cannot be
-    repaired) are collected across all trials and raised together.
+    repaired, an input that cannot be inferred) are collected across all trials and raised
+    together.
+
+    Args:
+        study: the study.
+        specs: the trial specs.
+        dataframe: the catalog dataset (pandas) when the study names one.
+        log: receives surgery's report; ``None`` discards it.
+        rules: the experiment's repair rules; ``None`` uses this process's registry.
 
     Raises:
         AblationError: one message listing every invalid trial.
@@ -119,7 +128,15 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
     if study.model.base_model_generator is None and not study.model.custom_model_generators:
         return
     problems: list[str] = []
+    has_dataset = study.dataset_generator is not None or dataframe is not None
     datasets: dict[Any, tuple[Any, Any]] = {}  # feature -> (dataset, _input_key of it)
+
+    def dataset_for(feature: Optional[str]) -> tuple[Any, Any]:
+        if feature not in datasets:
+            dataset = build_dataset(study, {"ablated_feature": feature}, dataframe)
+            datasets[feature] = (dataset, _input_key(dataset, feature))
+        return datasets[feature]
+
     built: set = set()  # model keys of models that built fine
     for spec in specs:
         if spec.get("repeat"):
@@ -128,19 +145,14 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
             continue
         feature = spec.get("ablated_feature")
         try:
-            if study.dataset_generator is not None or dataframe is not None:
-                if feature not in datasets:
-                    dataset = build_dataset(study, spec, dataframe)
-                    datasets[feature] = (dataset, _input_key(dataset))
-                dataset, input_key = datasets[feature]
-            else:
-                dataset, input_key = None, None
+            dataset, input_key = dataset_for(feature) if has_dataset else (None, None)
             # What a model is built from, besides the seed: equal keys build equal models.
             key = (spec.get("custom_model"), repr(spec.get("ablated_layers")),
                    bool(spec.get("infer_activation")), input_key)
             if key in built:
                 continue  # e.g. every feature trial of a study: one model, one input width
-            build_model(study, spec, dataset, log=log)
+            build_model(study, spec, dataset, log=log, rules=rules,
+                        base_dataset=lambda: dataset_for(None)[0])
             built.add(key)
         except AblationError as e:
             problems.append(str(e))
@@ -152,12 +164,15 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
         )
 
 
-def _input_key(dataset: Any) -> tuple:
+def _input_key(dataset: Any, feature: Optional[str]) -> tuple:
     """What surgery learns from a dataset: its input shape and its sample input's shape and dtype.
 
-    A sample input other than a tensor (or None) gives a key equal to no other.
+    A sample input other than a tensor (or None) gives a key equal to no other. A dataset
+    stating neither has its input inferred from its items, which differ with the feature.
     """
     shape, sample = input_info(dataset)
+    if shape is None and sample is None:
+        return None, ("inferred", feature)
     if sample is None:
         sample_key: Any = None
     elif hasattr(sample, "shape") and hasattr(sample, "dtype"):

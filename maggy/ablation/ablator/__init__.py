@@ -5,9 +5,10 @@ new policy by subclassing :class:`AbstractAblator` and adding it here or passing
 """
 
 from maggy.ablation.ablator.abstract import AbstractAblator
+from maggy.ablation.ablator.declared import DeclaredTrials
 from maggy.ablation.ablator.loco import LOCO
 
-__all__ = ["AbstractAblator", "LOCO", "ABLATORS"]
+__all__ = ["AbstractAblator", "LOCO", "DeclaredTrials", "ABLATORS"]
 
 #: Names accepted by ``lagom(ablator=...)``; "loco_pytorch" is the name older Maggy code used.
 ABLATORS = {"loco": LOCO, "loco_pytorch": LOCO}
