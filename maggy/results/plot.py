@@ -219,7 +219,7 @@ def _bars(result) -> list[_Bar]:
     for row in components.itertuples(index=False):
         value = _float(row.mean_delta)
         if row.status == TrialStatus.EARLY_STOPPED:
-            deltas = [d for d, _ in partial.get(row.component, []) if math.isfinite(d)]
+            deltas = [d for d, *_ in partial.get(row.component, []) if math.isfinite(d)]
             value = statistics.fmean(deltas) if deltas else math.nan
         note = None
         if row.status == TrialStatus.FAILED:
