@@ -132,7 +132,7 @@ def test_declarations_with_the_wrong_type_fail_at_the_call(declare, error, match
 
 
 def test_config_object_is_checked_too(study):
-    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="repeats must be an int >= 1 or 'auto', got 0"):
         AblationConfig(ablation_study=study, repeats=0)
     with pytest.raises(TypeError, match="ablation_study must be a maggy.ablation.AblationStudy"):
         AblationConfig(ablation_study="titanic")

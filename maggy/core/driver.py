@@ -61,6 +61,9 @@ class Driver:
         tls: encrypt the channel with a certificate made for this run, which executors pin;
             ``None``: on when executors may dial from other machines (see
             :mod:`maggy.core.endpoint`), off for a local master.
+        more_trials: for adaptive ablators: called on the controller thread with the new
+            records so far each time a trial ends; the specs it returns are scheduled (the
+            scheduler must be ``open_ended``).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Driver:
         progress: Optional[Progress] = None,
         on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
+        more_trials: Optional[Callable[[list], list]] = None,
     ):
         self.scheduler = scheduler
         self.run_dir = run_dir
@@ -88,6 +92,8 @@ class Driver:
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
         self.tls = tls
+        self.more_trials = more_trials
+        self._spark_gone = False
         self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
         self._spark_error: Optional[BaseException] = None
@@ -152,20 +158,21 @@ class Driver:
         wait = min(1.0, self.hb_timeout / 4)
         last_check = time.monotonic()
         while not self.scheduler.all_done():
-            try:
-                kind, payload = events.get(timeout=wait)
-            except queue.Empty:
-                kind, payload = None, None
-            if kind is not None:
-                self._handle(kind, payload, records)
-            if time.monotonic() - last_check >= wait:
-                self.scheduler.check_timeouts(self.hb_timeout)
-                last_check = time.monotonic()
-        while True:  # what arrived together with the last result
-            try:
-                self._handle(*events.get_nowait(), records)
-            except queue.Empty:
-                break
+            while not self.scheduler.all_done():
+                try:
+                    kind, payload = events.get(timeout=wait)
+                except queue.Empty:
+                    kind, payload = None, None
+                if kind is not None:
+                    self._handle(kind, payload, records)
+                if time.monotonic() - last_check >= wait:
+                    self.scheduler.check_timeouts(self.hb_timeout)
+                    last_check = time.monotonic()
+            while True:  # what arrived together with the last result (it may add trials)
+                try:
+                    self._handle(*events.get_nowait(), records)
+                except queue.Empty:
+                    break
 
     def _handle(self, kind: str, payload: Any, records: list) -> None:
         if kind == "started":
@@ -195,7 +202,14 @@ class Driver:
                 self.progress.write(f"maggy: trial {payload['trial_id']} ({describe(payload)}) failed: {reason[-1] if reason else '?'}")
             if self.on_record is not None:
                 self.on_record(payload)
-        elif kind == "spark_done" and not self.scheduler.all_done():
+            if self.more_trials is not None and not self._spark_gone:
+                added = self.more_trials(records)
+                if added:
+                    self.scheduler.add(added)
+                    self.progress.grow(len(added))
+        elif kind == "spark_done":
+            self._spark_gone = True  # nothing added from now on could run
+        if kind == "spark_done" and not self.scheduler.all_done():
             reason = "the Spark job ended before this trial ran"
             if payload is not None:
                 reason = f"the Spark job failed: {_short_error(payload)}"

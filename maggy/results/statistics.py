@@ -28,6 +28,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
+from maggy.trial import TrialStatus
+
 __all__ = [
     "Verdict",
     "ComponentStats",
@@ -39,6 +41,7 @@ __all__ = [
     "looks",
     "sequential_verdicts",
     "undetermined",
+    "paired_deltas",
 ]
 
 #: Fewest paired differences for which the signed-rank test is reported.
@@ -313,3 +316,57 @@ def undetermined(verdicts: Mapping[str, Judgement], completed: int, max_repeats:
     if completed >= max_repeats:
         return []
     return [c for c, j in verdicts.items() if j.verdict is Verdict.UNDETERMINED]
+
+
+def paired_deltas(
+    records: Sequence[Mapping], direction: str
+) -> tuple[dict[int, dict[int, float]], dict[int, list[int]]]:
+    """Each component trial's paired difference with the base trial, from trial records.
+
+    The base trial is ``index`` 0; a run of repeat ``r`` is paired with the base run of
+    repeat ``r`` (the mean of the base runs when that one has no metric, as the result
+    table does). Only finished runs with a metric count; early-stopped runs are listed apart.
+    A record journaled twice (same index and repeat) counts once, the last one wins.
+
+    Args:
+        records: trial records (``index``, ``repeat``, ``status``, ``metric``).
+        direction: ``"min"`` or ``"max"``; ``delta > 0`` means the run did worse than base.
+
+    Returns:
+        ``(deltas, stopped)``: component index -> {repeat: delta}, and component index ->
+        repeats whose run was early stopped.
+
+    Example:
+        >>> recs = [{"index": 0, "repeat": 0, "status": "finished", "metric": 1.0},
+        ...         {"index": 1, "repeat": 0, "status": "finished", "metric": 1.5},
+        ...         {"index": 2, "repeat": 0, "status": "early_stopped", "metric": 3.0}]
+        >>> paired_deltas(recs, "min")
+        ({1: {0: 0.5}, 2: {}}, {1: [], 2: [0]})
+    """
+    latest = {(int(r.get("index") or 0), int(r.get("repeat") or 0)): r for r in records}
+    base = {
+        repeat: float(r["metric"]) for (index, repeat), r in latest.items()
+        if index == 0 and r.get("status") != TrialStatus.FAILED and _finite(r.get("metric"))
+    }
+    base_mean = math.fsum(base.values()) / len(base) if base else math.nan
+    deltas: dict[int, dict[int, float]] = {}
+    stopped: dict[int, list[int]] = {}
+    for (index, repeat), r in sorted(latest.items()):
+        if index == 0:
+            continue
+        deltas.setdefault(index, {})
+        stopped.setdefault(index, [])
+        if r.get("status") == TrialStatus.EARLY_STOPPED:
+            stopped[index].append(repeat)
+        elif r.get("status") == TrialStatus.FINISHED and _finite(r.get("metric")):
+            delta = float(r["metric"]) - base.get(repeat, base_mean)
+            if not math.isnan(delta):
+                deltas[index][repeat] = delta if direction == "min" else -delta
+    return deltas, stopped
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
