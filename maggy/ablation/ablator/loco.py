@@ -107,7 +107,7 @@ class LOCO(AbstractAblator):
             return  # the current repeat is still running
         components = {i: deltas.get(i, {}) for i in range(1, 1 + len(self.ablation_study.components))}
         verdicts = statistics.sequential_verdicts(
-            components, self._produced, self.min_repeats, self.max_repeats, self.alpha, self.min_effect, stopped)
+            components, self._produced, self.min_repeats, self.max_repeats, self.alpha, self.min_effect, stopped, wilcoxon=False)
         todo = statistics.undetermined(verdicts, self._produced, self.max_repeats)
         if todo:
             self._add_repeat(self._produced, [0] + todo)
