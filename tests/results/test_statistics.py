@@ -11,7 +11,7 @@ from maggy.results.statistics import (
     Verdict,
     holm,
     judge,
-    looks,
+    look_alpha,
     paired_deltas,
     paired_stats,
     sequential_verdicts,
@@ -91,7 +91,7 @@ def test_judge_adjusts_over_all_components():
     raw = [sps.ttest_1samp(d, 0.0).pvalue for d in deltas.values()]
     # Rule: p_adjusted is Holm over every component of the study.
     assert [j[c].p_adjusted for c in deltas] == pytest.approx(holm(raw))
-    # Rule: spending alpha over 8 looks multiplies them by 8 (capped at 1).
+    # Rule: a look at level alpha / 8 multiplies them by 8 (capped at 1).
     j8 = judge(deltas, looks=8)
     assert [j8[c].p_adjusted for c in deltas] == pytest.approx([min(1.0, 8 * p) for p in holm(raw)])
     assert j["a"].verdict is Verdict.NEEDED and j["b"].verdict is Verdict.UNDETERMINED
@@ -107,7 +107,8 @@ def test_sequential_verdicts_settle_and_freeze():
     assert (v["a"].verdict, v["a"].look, v["a"].stats.n) == (Verdict.NEEDED, 3, 3)
     assert v["b"].verdict is Verdict.UNDETERMINED and v["b"].look == 5
     assert undetermined(v, 5, 5) == [] and undetermined(v, 4, 5) == ["b"]
-    assert looks(3, 5) == 3
+    # Rule: alpha is spent over the looks in proportion to k**2, and adds up to alpha.
+    assert [look_alpha(k, 3, 5) for k in (3, 4, 5)] == pytest.approx([0.05 * 9 / 50, 0.05 * 16 / 50, 0.05 * 25 / 50])
 
 
 def test_paired_deltas_pair_by_repeat_and_leave_out_stopped_runs():
