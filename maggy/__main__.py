@@ -116,7 +116,7 @@ def _report(path: str, plot: bool) -> int:
     duration, how = _duration(config, records, run_dir)
     if how:
         notes.append(how)
-    result = results.build_result(records, direction, duration)
+    result = results.build_result(records, direction, duration, judging=_judging(config))
     notes += _missing_trials(config.get("trials"), records)
     for note in notes:
         print(f"note: {note}")
@@ -132,6 +132,15 @@ def _report(path: str, plot: bool) -> int:
                            "display.max_colwidth", 60):
         print(table.to_string(index=False))
 
+    components = result["components"]
+    if not components.empty:
+        print()
+        shown = components[["component", "n", "mean_delta", "ci_low", "ci_high", "p_adjusted", "verdict",
+                            "reason", "stopped"]]
+        with pd.option_context("display.width", 250, "display.max_columns", None,
+                               "display.max_colwidth", 70, "display.float_format", "{:.4g}".format):
+            print(shown.to_string(index=False))
+
     if plot:
         target = layout.plot_path(run_dir)
         try:
@@ -139,6 +148,17 @@ def _report(path: str, plot: bool) -> int:
         except OSError as e:
             print(f"\nnote: could not write {target!r}: {e}")
     return 0
+
+
+def _judging(config: Mapping[str, Any]) -> dict[str, Any]:
+    """How the run judged its components, from its config.json (defaults where absent)."""
+    adaptive = config.get("repeats") == "auto"
+    return {
+        "alpha": config.get("alpha", 0.05),
+        "min_effect": config.get("min_effect"),
+        "min_repeats": config.get("min_repeats", 3) if adaptive else None,
+        "max_repeats": config.get("max_repeats", 10) if adaptive else None,
+    }
 
 
 def _read_config(run_dir: str) -> tuple[dict[str, Any], list[str]]:

@@ -92,6 +92,8 @@ def _lagom(train_fn: Callable, config: AblationConfig, spark: Any, started: floa
     title = _title(ablator)
 
     run_dir, earlier = _prepare_run_dir(config, specs)
+    if ablator.adaptive and earlier:
+        earlier = _replay(ablator, specs, earlier, run_dir)
     _write_config(run_dir, config, specs, start_time=started, title=title)
     done = {r["trial_id"] for r in earlier}
     todo = [s for s in specs if s["trial_id"] not in done]
@@ -138,6 +140,7 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     # A bad policy fails here, not after Spark started.
     policy = make_policy(config.es_policy, config.es_min, grace_steps=config.es_grace_steps,
                          margin=config.es_margin, patience=config.es_patience)
+    ablator.configure(config)
     ablator.initialize()
     specs = []
     while (spec := ablator.get_trial()) is not None:
@@ -188,6 +191,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         max_trial_retries=config.max_trial_retries,
         finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == TrialStatus.FINISHED],
         base_histories={r.get("repeat", 0): [v for _, v in r.get("history", [])] for r in earlier if r.get("index") == 0},
+        open_ended=plan.ablator.adaptive,
     )
     tensorboard = layout.tensorboard_path(run_dir)
     driver = Driver(
@@ -204,13 +208,14 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         tls=config.tls,
         tensorboard_dir=tensorboard,
         repair_rules=plan.rules,
+        more_trials=_more_trials(plan, earlier) if plan.ablator.adaptive else None,
     )
     return driver.run(spark, slots)
 
 
 def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str) -> dict:
     """Builds the result, writes result.json and the plot, and prints the summary."""
-    result = _results.build_result(records, config.direction, duration)
+    result = _results.build_result(records, config.direction, duration, judging=config.judging())
     result["run_dir"] = run_dir
     _results.save_result(result, layout.result_path(run_dir))
     plot = _results.plot_effects(result, layout.plot_path(run_dir))
@@ -219,6 +224,35 @@ def _report(records: list[dict], config: AblationConfig, run_dir: str, duration:
         print(f"maggy: results in {run_dir}")
         _results.show_plot(plot)
     return result
+
+
+def _replay(ablator: AbstractAblator, specs: list[dict], earlier: list[dict], run_dir: str) -> list[dict]:
+    """Rebuilds an adaptive ablator's state from a resumed run's journal.
+
+    Hands the ablator the journaled records of the trials it knows, adding what it returns
+    to ``specs`` (in place), until it returns nothing: the trials it had scheduled before
+    the run stopped are scheduled again and those with a record are not rerun.
+    Returns the journaled records of every trial in ``specs``.
+    """
+    journaled = read_journal(layout.journal_path(run_dir))
+    while True:
+        known = {s["trial_id"] for s in specs}
+        earlier = [r for r in journaled if r.get("trial_id") in known]
+        added = ablator.more_trials(earlier)
+        if not added:
+            return earlier
+        specs += added
+
+
+def _more_trials(plan: _Plan, earlier: list[dict]) -> Callable[[list], list]:
+    """The driver's hook: the ablator's next trials given every record so far."""
+
+    def more(records: list) -> list:
+        added = plan.ablator.more_trials(earlier + records)
+        plan.specs.extend(added)  # config.json lists them at the end
+        return added
+
+    return more
 
 
 def _make_config(config: Optional[AblationConfig], kwargs: dict) -> AblationConfig:

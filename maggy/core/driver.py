@@ -58,6 +58,9 @@ class Driver:
             :mod:`maggy.core.endpoint`), off for a local master.
         tensorboard_dir: the run's TensorBoard folder, for :func:`maggy.tensorboard.logdir`.
         repair_rules: the experiment's repair rules, for the executors' model surgery.
+        more_trials: for adaptive ablators: called on the controller thread with the new
+            records so far each time a trial ends; the specs it returns are scheduled (the
+            scheduler must be ``open_ended``).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Driver:
         tls: Optional[bool] = None,
         tensorboard_dir: Optional[str] = None,
         repair_rules: Optional[dict] = None,
+        more_trials: Optional[Callable[[list], list]] = None,
     ):
         self.scheduler = scheduler
         self.run_dir = run_dir
@@ -89,6 +93,8 @@ class Driver:
         self.tls = tls
         self.tensorboard_dir = tensorboard_dir
         self.repair_rules = dict(repair_rules or {})
+        self.more_trials = more_trials
+        self._spark_gone = False
         self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
 
@@ -154,20 +160,21 @@ class Driver:
         wait = min(1.0, self.hb_timeout / 4)
         last_check = time.monotonic()
         while not self.scheduler.all_done():
-            try:
-                kind, payload = events.get(timeout=wait)
-            except queue.Empty:
-                kind, payload = None, None
-            if kind is not None:
-                self._handle(kind, payload, records)
-            if time.monotonic() - last_check >= wait:
-                self.scheduler.check_timeouts(self.hb_timeout)
-                last_check = time.monotonic()
-        while True:  # what arrived together with the last result
-            try:
-                self._handle(*events.get_nowait(), records)
-            except queue.Empty:
-                break
+            while not self.scheduler.all_done():
+                try:
+                    kind, payload = events.get(timeout=wait)
+                except queue.Empty:
+                    kind, payload = None, None
+                if kind is not None:
+                    self._handle(kind, payload, records)
+                if time.monotonic() - last_check >= wait:
+                    self.scheduler.check_timeouts(self.hb_timeout)
+                    last_check = time.monotonic()
+            while True:  # what arrived together with the last result (it may add trials)
+                try:
+                    self._handle(*events.get_nowait(), records)
+                except queue.Empty:
+                    break
 
     def _handle(self, kind: str, payload: Any, records: list) -> None:
         if kind == "started":
@@ -196,7 +203,13 @@ class Driver:
                 self.progress.write(f"maggy: trial {payload['trial_id']} ({describe(payload)}) failed: {reason[-1] if reason else '?'}")
             if self.on_record is not None:
                 self.on_record(payload)
+            if self.more_trials is not None and not self._spark_gone:
+                added = self.more_trials(records)
+                if added:
+                    self.scheduler.add(added)
+                    self.progress.grow(len(added))
         elif kind == "spark_done":
+            self._spark_gone = True  # nothing added from now on could run
             self._spark_done(*payload)
 
     def _spark_done(self, error: Optional[BaseException], setup_failures: list[str]) -> None:
