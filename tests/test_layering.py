@@ -14,7 +14,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LAYERS = ("declaration", "runtime", "results", "entry point")
-ENTRY_POINTS = {"maggy", "maggy.experiment", "maggy.__main__", "maggy.one_class"}
+ENTRY_POINTS = {"maggy", "maggy.experiment", "maggy.__main__", "maggy.one_class", "maggy.tensorboard"}
 # (importer, imported): why the rule does not apply.
 ALLOWED = {
     ("maggy.ablation", "maggy.one_class"):

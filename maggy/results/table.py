@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from maggy.results import statistics as _stats
+from maggy import statistics as _stats
 from maggy.trial import TrialStatus, check_direction, component_label, layer_label
 
 TRIAL_COLUMNS = [
@@ -51,7 +51,7 @@ def build_result(
         duration: wall time of the experiment in seconds.
         judging: how components are judged: ``alpha`` (0.05), ``min_effect`` (None),
             and ``min_repeats``/``max_repeats`` when repeats adapt (see
-            :mod:`maggy.results.statistics`). Kept in the result as ``statistics``, with
+            :mod:`maggy.statistics`). Kept in the result as ``statistics``, with
             ``noise_sd`` added (the sample std of the base trial's metrics, or None).
 
     Returns:
@@ -220,7 +220,7 @@ def components_table(
     ``p_adjusted`` (Holm over the study's components; times the number of looks under
     adaptive repeats), ``effect_size`` (mean / std), ``p_wilcoxon`` (signed-rank, n >= 6),
     ``verdict`` (``needed``/``harmful``/``negligible``/``undetermined``) and its ``reason``
-    (see :mod:`maggy.results.statistics`). Early-stopped runs are not paired differences:
+    (see :mod:`maggy.statistics`). Early-stopped runs are not paired differences:
     they are counted in ``stopped`` and left out. ``within_noise`` is True when
     ``|mean_delta|`` is at most twice the base trial's run-to-run std (``noise_runs``).
     Rows with ``n < 2`` have NaN ``std``/CI/p-values. ``status`` is ``finished`` if any
@@ -308,7 +308,7 @@ def _statistics_options(given: Mapping[str, Any] | None, base_metrics: Sequence[
 
 
 def _components_from_groups(groups: Mapping[str, list[_Run]], options: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per component; verdicts from :mod:`maggy.results.statistics`.
+    """One row per component; verdicts from :mod:`maggy.statistics`.
 
     Only finished runs are paired differences: an early-stopped run's metric is from partial
     training, so it is counted in ``stopped`` and left out of the statistics.

@@ -7,7 +7,7 @@ import random
 import pytest
 from scipy import stats as sps
 
-from maggy.results.statistics import (
+from maggy.statistics import (
     Verdict,
     holm,
     judge,

@@ -39,7 +39,7 @@ class LOCO(AbstractAblator):
 
     With ``repeats="auto"`` the policy is adaptive: it produces ``min_repeats`` repeats, and
     each time every trial of the repeats so far has a record, it judges the components
-    (:func:`maggy.results.statistics.sequential_verdicts`) and produces one more repeat of
+    (:func:`maggy.statistics.sequential_verdicts`) and produces one more repeat of
     the base trial and the components still ``undetermined``, until none is or
     ``max_repeats`` is reached. Its state is only which repeats it produced; the records
     rebuild it (resume).
@@ -97,7 +97,7 @@ class LOCO(AbstractAblator):
 
     def _next_repeat(self, records: list) -> None:
         """Adds the next repeat's trials once every trial produced so far has a record."""
-        from maggy.results import statistics  # a leaf module of plain functions (docs/architecture.md)
+        from maggy import statistics  # a leaf module of plain functions (docs/architecture.md)
 
         if self._produced >= self.max_repeats:
             return
