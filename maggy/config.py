@@ -56,6 +56,11 @@ class AblationConfig:
         preflight: build every trial's model on the driver before starting Spark, so
             impossible ablations fail in seconds.
         verbose: show the progress bar and print the summary.
+        gpus_per_trial: GPUs each trial gets, requested from Spark per task with a task
+            ``ResourceProfile`` (on a local master: the slot's own share of the machine's
+            GPUs); ``None`` takes what the session assigns (``spark.task.resource.gpu.amount``).
+        cpus_per_trial: CPU cores each trial gets, requested the same way; ``None`` uses
+            ``spark.task.cpus``.
 
     Example:
         >>> config = AblationConfig(ablation_study=study, direction="min", name="Titanic-LOCO")  # doctest: +SKIP
@@ -84,6 +89,8 @@ class AblationConfig:
     preflight: bool = True
     tls: Optional[bool] = None
     verbose: bool = True
+    gpus_per_trial: Optional[int] = None
+    cpus_per_trial: Optional[int] = None
 
     def __post_init__(self):
         if not isinstance(self.ablation_study, AblationStudy):
@@ -109,6 +116,8 @@ class AblationConfig:
         _check_number("repeats", self.repeats, 1, integer=True)
         if self.tls is not None and not isinstance(self.tls, bool):
             raise ValueError(f"tls must be True, False or None (on when executors are remote), got {self.tls!r}")
+        _check_number("gpus_per_trial", self.gpus_per_trial, 1, integer=True, allow_none=True)
+        _check_number("cpus_per_trial", self.cpus_per_trial, 1, integer=True, allow_none=True)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
 

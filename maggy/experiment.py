@@ -17,6 +17,7 @@ from maggy.core.driver import Driver
 from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
+from maggy.core.launch import make_launch
 from maggy.core.spark import decide_slots, get_session
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
@@ -165,7 +166,9 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         # is re-run; max_trial_retries is what bounds each trial.
         task_retries = max(_EMBEDDED_TASK_RETRIES, config.max_trial_retries)
         spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), task_retries)
-    slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
+    launch = make_launch(spark, config.gpus_per_trial, config.cpus_per_trial)
+    launch.check(plan.dataframe)  # what this session cannot do fails here, before any trial
+    slots = decide_slots(config.num_executors, launch.slots(len(todo)), len(todo))
     scheduler = TrialScheduler(
         todo,
         policy=plan.policy,
@@ -189,7 +192,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
         tls=config.tls,
     )
-    return driver.run(spark, slots)
+    return driver.run(launch, slots)
 
 
 def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str) -> dict:

@@ -20,6 +20,7 @@ import grpc
 
 from maggy.ablation.repair import register_repair_rule
 from maggy.ablation.study import AblationStudy
+from maggy.core.devices import claim_gpus, task_gpus
 from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb
 from maggy.core.trial_builder import build_dataset, build_model
@@ -49,6 +50,8 @@ class ExecutorContext:
             the registry is per process, so the executors install them before their trials.
         tls_cert: the run's certificate (PEM) when the channel is encrypted: the only one
             the executor's channel trusts.
+        gpus_per_trial: GPUs each trial asked for; on a local master (where Spark assigns
+            none) the slot takes its own share of the machine's GPUs.
     """
 
     address: str
@@ -60,6 +63,7 @@ class ExecutorContext:
     dataframe: Any = None
     repair_rules: dict = dataclasses.field(default_factory=dict)
     tls_cert: Optional[bytes] = None
+    gpus_per_trial: Optional[int] = None
 
     def load_dataframe(self):
         """The catalog dataset (unwrapping a Spark broadcast variable)."""
@@ -196,11 +200,9 @@ def run_task(ctx: ExecutorContext) -> Callable:
             _freeze_survivors()
         partition = task_ctx.partitionId() if task_ctx else 0
         attempt = task_ctx.attemptNumber() if task_ctx else 0
-        gpus = []
-        if task_ctx is not None:
-            resource = task_ctx.resources().get("gpu")
-            gpus = list(resource.addresses) if resource is not None else []
-        _set_current_device(pick_device(gpus, partition))
+        gpus = task_gpus(task_ctx.resources() if task_ctx else {}, partition, ctx.gpus_per_trial)
+        # Spark's addresses become the process's only visible GPUs, so cuda:0 is the first of them.
+        _set_current_device(claim_gpus(gpus) if gpus else pick_device([], partition))
         for module_type, rule in ctx.repair_rules.items():
             register_repair_rule(module_type, rule)
         with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:

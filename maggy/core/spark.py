@@ -13,7 +13,9 @@ import sys
 import tempfile
 from typing import Optional
 
-__all__ = ["check_java", "get_session", "decide_slots", "driver_hosts", "MIN_JAVA"]
+from maggy.core.session import spark_conf
+
+__all__ = ["check_java", "get_session", "decide_slots", "MIN_JAVA"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,14 +131,13 @@ def get_session(slots: Optional[int], task_retries: int):
         .setMaster(f"local[{n},{task_retries + 1}]")
         .setAppName("maggy")
         .set("spark.ui.enabled", "false")
-        .set("spark.ui.showConsoleProgress", "false")
         .set("spark.driver.extraJavaOptions", java_opts)
         .set("spark.executor.extraJavaOptions", java_opts)
-        .set("spark.python.worker.reuse", "true")
-        # Workers fork from a daemon that has imported torch already: a lagom() after Spark
-        # retired its idle workers starts its first trial in ~0.75 s instead of ~3 s.
-        .set("spark.python.daemon.module", "maggy.core.worker_daemon")
     )
+    for key, value in spark_conf().items():
+        # The interpreter is PYSPARK_PYTHON's above, so a user's own PYSPARK_PYTHON still wins.
+        if not key.startswith("spark.pyspark."):
+            conf.set(key, value)
     socket_dir = _unix_socket_dir()
     if socket_dir is not None:
         # Over Spark's default TCP connection a reused worker received each task's input
@@ -174,18 +175,3 @@ def _unix_socket_dir() -> Optional[str]:
         return None
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
-
-
-def driver_hosts(spark) -> tuple[str, str]:
-    """``(bind, advertise)``: where the gRPC server listens and the address executors use.
-
-    Local masters keep everything on the loopback; on a cluster the server listens on all
-    interfaces and executors reach it at ``spark.driver.host``.
-    """
-    # Two single lookups: SparkContext.getConf() copies the whole configuration out of the
-    # JVM (~20 ms, before every experiment's first trial).
-    if spark.sparkContext.master.startswith("local"):
-        return "127.0.0.1", "127.0.0.1"
-    host = spark.conf.get("spark.driver.host", None) or "127.0.0.1"
-    bind = "127.0.0.1" if host.startswith("127.") or host == "localhost" else "0.0.0.0"
-    return bind, host
