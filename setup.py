@@ -41,7 +41,13 @@ setup(
             "nbformat>=5",
             "ipykernel>=6",
             "grpcio-tools>=1.85.1",
+            # Spark Connect's client (the Connect tests start a local Connect server).
+            "grpcio-status>=1.85.1",
+            "googleapis-common-protos>=1.56",
+            "zstandard>=0.23",
         ],
+        # lagom(..., spark=<a Spark Connect session>): pyspark's Connect client needs these.
+        "connect": ["grpcio-status>=1.85.1", "googleapis-common-protos>=1.56", "zstandard>=0.23"],
     },
     entry_points={"console_scripts": ["maggy=maggy.__main__:main"]},
     classifiers=[
