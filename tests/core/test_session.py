@@ -7,25 +7,22 @@ from maggy.core.session import connect_slots, decide_driver_hosts, is_connect
 
 
 @pytest.mark.parametrize(
-    "master, driver_host, override, connect, expected",
+    "master, driver_host, connect, expected",
     [
         # A local master keeps the server on the loopback, classic or Connect.
-        ("local[2]", "10.0.0.5", None, False, ("127.0.0.1", "127.0.0.1")),
-        ("local[2]", "10.0.0.5", None, True, ("127.0.0.1", "127.0.0.1")),
+        ("local[2]", "10.0.0.5", False, ("127.0.0.1", "127.0.0.1")),
+        ("local[2]", "10.0.0.5", True, ("127.0.0.1", "127.0.0.1")),
         # A classic cluster driver is this process: executors dial spark.driver.host.
-        ("yarn", "10.0.0.5", None, False, ("0.0.0.0", "10.0.0.5")),
+        ("yarn", "10.0.0.5", False, ("0.0.0.0", "10.0.0.5")),
         # Through Connect the server runs in the client: its own address towards the driver.
-        ("spark://m:7077", "10.0.0.5", None, True, ("0.0.0.0", "10.0.0.9")),
-        # The config field / MAGGY_DRIVER_HOST wins, and a loopback override binds the loopback.
-        ("spark://m:7077", "10.0.0.5", "gateway.example", True, ("0.0.0.0", "gateway.example")),
-        ("spark://m:7077", "10.0.0.5", "127.0.0.1", False, ("127.0.0.1", "127.0.0.1")),
+        ("spark://m:7077", "10.0.0.5", True, ("0.0.0.0", "10.0.0.9")),
         # A loopback spark.driver.host keeps the server on the loopback.
-        ("spark://127.0.0.1:7077", "127.0.0.1", None, True, ("127.0.0.1", "127.0.0.1")),
+        ("spark://127.0.0.1:7077", "127.0.0.1", True, ("127.0.0.1", "127.0.0.1")),
     ],
 )
-def test_driver_hosts(master, driver_host, override, connect, expected):
+def test_driver_hosts(master, driver_host, connect, expected):
     route = {"10.0.0.5": "10.0.0.9"}.get
-    assert decide_driver_hosts(master, driver_host, override, connect=connect, route_to=route) == expected
+    assert decide_driver_hosts(master, driver_host, connect=connect, route_to=route) == expected
 
 
 @pytest.mark.parametrize(
