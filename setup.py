@@ -43,17 +43,13 @@ setup(
             "nbformat>=5",
             "ipykernel>=6",
             "grpcio-tools>=1.85.1",
-            # tests start a local Spark Connect server (as the connect extra)
-            "grpcio-status>=1.85",
-            "googleapis-common-protos>=1.60",
-            "zstandard>=0.22",
+            # Spark Connect's client (the Connect tests start a local Connect server).
+            "grpcio-status>=1.85.1",
+            "googleapis-common-protos>=1.56",
+            "zstandard>=0.23",
         ],
-        # What pyspark's Spark Connect client needs besides grpcio, pandas and pyarrow.
-        "connect": [
-            "grpcio-status>=1.85",
-            "googleapis-common-protos>=1.60",
-            "zstandard>=0.22",
-        ],
+        # lagom(..., spark=<a Spark Connect session>): pyspark's Connect client needs these.
+        "connect": ["grpcio-status>=1.85.1", "googleapis-common-protos>=1.56", "zstandard>=0.23"],
     },
     entry_points={"console_scripts": ["maggy=maggy.__main__:main"]},
     classifiers=[

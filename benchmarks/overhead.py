@@ -21,11 +21,15 @@ Measured three ways (one JSON line holds all three):
   goals are about (a notebook's second and later experiments).
 * ``no_session``: a fresh interpreter (subprocess) where ``lagom()`` starts the embedded
   session itself, so the JVM start-up counts.
+* ``connect_cold`` / ``connect_warm`` (with ``--connect``): the same on a Spark Connect session
+  (``SparkSession.builder.remote("local[S]")`` with ``maggy.spark_conf()``), in a process of its
+  own (a Connect client cannot share one with the classic session); compare them with
+  ``existing_session_cold`` / ``existing_session_warm`` of the same run.
 * ``existing_session_after_idle`` (with ``--after-idle SECONDS``): one more ``lagom()`` after
   that long without a job. Spark retires Python workers idle for 60 s, so past a minute new
   workers are forked from the embedded session's daemon (which has torch imported already).
 
-    python3 benchmarks/overhead.py [--trials 24] [--sleep 0.5] [--slots 2] [--repeats 3] [--after-idle 75]
+    python3 benchmarks/overhead.py [--trials 24] [--sleep 0.5] [--slots 2] [--repeats 3] [--after-idle 75] [--connect]
 """
 
 from __future__ import annotations
@@ -151,10 +155,23 @@ def main() -> None:
                         help="also measure one lagom() after this many idle seconds (0: skip)")
     parser.add_argument("--no-session-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-no-session", action="store_true", help="skip the fresh-interpreter run")
+    parser.add_argument("--connect", action="store_true", help="also measure a Spark Connect session")
+    parser.add_argument("--connect-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.no_session_only:  # child process: lagom() starts the embedded session itself
         print(json.dumps(measure(args.trials, args.sleep, args.slots)))
+        return
+    if args.connect_only:  # child process: a local Spark Connect server and its client
+        import maggy
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        spark = SparkSession.builder.remote(f"local[{args.slots}]").config(map=maggy.spark_conf()).getOrCreate()
+        cold = measure(args.trials, args.sleep, args.slots, spark)
+        warm = _median_run([measure(args.trials, args.sleep, args.slots, spark) for _ in range(args.repeats)])
+        print(json.dumps({"connect_cold": cold, "connect_warm": warm}))
+        spark.stop()
         return
 
     out = {"benchmark": "overhead", "trials": args.trials, "sleep_s": args.sleep, "slots": args.slots}
@@ -166,6 +183,13 @@ def main() -> None:
             capture_output=True, text=True, check=True,
         )
         out["no_session"] = json.loads(child.stdout.strip().splitlines()[-1])
+    if args.connect:
+        child = subprocess.run(
+            [sys.executable, __file__, "--connect-only", "--trials", str(args.trials), "--sleep", str(args.sleep),
+             "--slots", str(args.slots), "--repeats", str(args.repeats)],
+            capture_output=True, text=True, check=True,
+        )
+        out.update(json.loads(child.stdout.strip().splitlines()[-1]))
 
     from maggy.core.spark import get_session
 
@@ -183,6 +207,11 @@ def main() -> None:
         "warm = later lagom() calls on the same session (Python workers reused), median makespan of "
         f"{args.repeats}; cold = first lagom() after get_session(); no_session = fresh interpreter"
     )
+    if args.connect:
+        out["connect_over_classic"] = {
+            kind: round(out[f"connect_{kind}"]["ratio"] / out[f"existing_session_{kind}"]["ratio"], 4)
+            for kind in ("cold", "warm")
+        }
     out["cpus"] = os.cpu_count()
     print(json.dumps(out))
 

@@ -67,6 +67,11 @@ class AblationConfig:
         preflight: build every trial's model on the driver before starting Spark, so
             impossible ablations fail in seconds.
         verbose: show the progress bar and print the summary.
+        gpus_per_trial: GPUs each trial gets, requested from Spark per task with a task
+            ``ResourceProfile`` (on a local master: the slot's own share of the machine's
+            GPUs); ``None`` takes what the session assigns (``spark.task.resource.gpu.amount``).
+        cpus_per_trial: CPU cores each trial gets, requested the same way; ``None`` uses
+            ``spark.task.cpus``.
 
     Example:
         >>> config = AblationConfig(ablation_study=study, direction="min", name="Titanic-LOCO")  # doctest: +SKIP
@@ -100,6 +105,8 @@ class AblationConfig:
     noise_runs: int = 0
     min_repeats: int = 3
     max_repeats: int = 10
+    gpus_per_trial: Optional[int] = None
+    cpus_per_trial: Optional[int] = None
 
     def __post_init__(self):
         if not isinstance(self.ablation_study, AblationStudy):
@@ -137,6 +144,8 @@ class AblationConfig:
             raise ValueError(f"alpha must be a number between 0 and 1 (exclusive), got {self.alpha!r}")
         if self.repeats == "auto" and self.noise_runs:
             raise ValueError("noise_runs is for single runs; repeats='auto' already repeats the base trial: drop noise_runs")
+        _check_number("gpus_per_trial", self.gpus_per_trial, 1, integer=True, allow_none=True)
+        _check_number("cpus_per_trial", self.cpus_per_trial, 1, integer=True, allow_none=True)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
 

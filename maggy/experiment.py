@@ -17,8 +17,9 @@ from maggy.core.driver import Driver
 from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
+from maggy.core.launch import make_launch
 from maggy.core.shipping import ship_by_value
-from maggy.core.spark import check_classic_session, decide_slots, get_session
+from maggy.core.spark import decide_slots, get_session
 from maggy.core.trial_builder import experiment_rules
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
@@ -80,7 +81,6 @@ def lagom(
     """
     started = time.time()
     train_fn, config = _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs)
-    check_classic_session(spark)
     # The user's helper modules travel with the tasks where executors could not import them.
     with ship_by_value(_user_code(train_fn, config.ablation_study).values()):
         return _lagom(train_fn, config, spark, started)
@@ -182,7 +182,9 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         # is re-run; max_trial_retries is what bounds each trial.
         task_retries = max(_EMBEDDED_TASK_RETRIES, config.max_trial_retries)
         spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), task_retries)
-    slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
+    launch = make_launch(spark, config.gpus_per_trial, config.cpus_per_trial)
+    launch.check(plan.dataframe)  # what this session cannot do fails here, before any trial
+    slots = decide_slots(config.num_executors, launch.slots(len(todo)), len(todo))
     scheduler = TrialScheduler(
         todo,
         policy=plan.policy,
@@ -210,7 +212,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         repair_rules=plan.rules,
         more_trials=_more_trials(plan, earlier) if plan.ablator.adaptive else None,
     )
-    return driver.run(spark, slots)
+    return driver.run(launch, slots)
 
 
 def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str) -> dict:

@@ -42,7 +42,8 @@ def _set_current_device(device: Optional[str]) -> None:
     if device is not None and device.startswith("cuda"):
         import torch
 
-        torch.cuda.set_device(torch.device(device))
+        if torch.cuda.is_available():  # Spark may hand out addresses of GPUs this process cannot use
+            torch.cuda.set_device(torch.device(device))
 
 
 def get_device():

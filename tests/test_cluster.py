@@ -3,18 +3,15 @@
 Run alone with ``python -m pytest -m cluster``.
 """
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
+from standalone import standalone_cluster
 from tiny_study import SOURCE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -71,54 +68,11 @@ STUDY = textwrap.dedent(
 )
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
 @pytest.fixture
 def cluster(tmp_path):
     """A standalone master and two 1-core workers from the installed pyspark; stopped afterwards."""
-    import pyspark
-
-    spark_class = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
-    port = free_port()
-    env = dict(os.environ, SPARK_LOG_DIR=str(tmp_path / "logs"), PYSPARK_PYTHON=sys.executable,
-               SPARK_WORKER_DIR=str(tmp_path / "work"))
-    logs = tmp_path / "daemons.log"
-    processes = []
-    with open(logs, "ab") as log:
-        def start(*args):
-            processes.append(subprocess.Popen([spark_class, *args], env=env, stdout=log, stderr=log, start_new_session=True))
-
-        try:
-            start("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                  "--webui-port", str(free_port()))
-            wait_for_port(port)
-            for _ in range(2):
-                start("org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
-                      "--webui-port", str(free_port()), "--work-dir", str(tmp_path / "work"), f"spark://127.0.0.1:{port}")
-            yield f"spark://127.0.0.1:{port}"
-        finally:
-            for process in processes:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+    with standalone_cluster(tmp_path, workers=2, cores=1) as master:
+        yield master
 
 
 def test_a_helper_module_study_has_every_result_after_an_executor_is_killed(cluster, tmp_path):

@@ -73,6 +73,8 @@ def test_unknown_dataset_lists_what_the_catalog_has(study, tmp_path):
         ({"ablator": "random"}, ValueError, r"unknown ablator 'random'; accepted: \['loco', 'loco_pytorch'\]"),
         ({"es_policy": "mean"}, ValueError, r"es_policy must be one of \['base', 'median', 'none'\]"),
         ({"num_executors": 0}, ValueError, r"num_executors must be an int >= 1, got 0"),
+        ({"gpus_per_trial": 0.5}, ValueError, r"gpus_per_trial must be an int >= 1, got 0.5"),
+        ({"cpus_per_trial": 0}, ValueError, r"cpus_per_trial must be an int >= 1, got 0"),
         ({"epochs": 3}, TypeError, r"unknown argument\(s\) \['epochs'\]"),
         ({"experiment_type": "optimization"}, ValueError, r"experiment_type must be 'ablation'"),
         ({"repeats": "many"}, ValueError, r"repeats must be an int >= 1 or 'auto', got 'many'"),

@@ -7,20 +7,19 @@ import queue
 import secrets
 import threading
 import time
-import uuid
 from typing import Any, Callable, Optional
 
 from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
 from maggy.core.job_errors import explain
 from maggy.core.journal import Journal
+from maggy.core.launch import Launch
 from maggy.core.progress import Progress
 from maggy.core.rpc.server import serve
 from maggy.core.rpc.tls import make_certificate
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.servicer import DriverServicer
 from maggy.core.shipping import pack
-from maggy.core.spark import driver_hosts
 from maggy import layout
 from maggy.trial import TrialStatus, describe
 
@@ -40,7 +39,7 @@ class Driver:
       :class:`~maggy.core.scheduler.TrialScheduler`, whose lock guards every trial's state.
     * One ``maggy-spark-job`` thread runs the blocking Spark action and puts
       ``("spark_done", (error, setup_failures))`` on the event queue when it returns. It is joined in
-      ``finally``; a keyboard interrupt cancels the job group first.
+      ``finally``; a keyboard interrupt cancels the job (group or tag) first.
 
     Args:
         scheduler: the trial table, holding the trials still to run.
@@ -50,7 +49,7 @@ class Driver:
         optimization_key: key of the metric in a dict returned by train_fn.
         hb_interval: heartbeat interval, seconds.
         hb_timeout: silence after which a running trial counts as lost, seconds.
-        dataframe: the catalog dataset (pandas), shipped once per executor as a broadcast.
+        dataframe: the catalog dataset (pandas), shipped by the launch (a broadcast on a classic session).
         progress: the progress display.
         on_record: called with each trial record as it arrives (after it is journaled).
         tls: encrypt the channel with a certificate made for this run, which executors pin;
@@ -98,18 +97,16 @@ class Driver:
         self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
 
-    def run(self, spark, slots: int) -> list[dict]:
+    def run(self, launch: Launch, slots: int) -> list[dict]:
         """Runs every trial of the scheduler on ``slots`` Spark tasks; returns the new records."""
-        sc = spark.sparkContext
         token = secrets.token_urlsafe(32)
-        endpoint = Endpoint.resolve(*driver_hosts(spark))
+        endpoint = Endpoint.resolve(*launch.hosts())
         use_tls = endpoint.is_remote if self.tls is None else self.tls
         certificate = make_certificate() if use_tls else None
-        group = f"maggy-{uuid.uuid4().hex[:12]}"
         records: list[dict] = []
         with serve(DriverServicer(self.scheduler), token, host=endpoint.bind_host, port=endpoint.bind_port,
                    max_workers=2 * slots + 16, certificate=certificate) as (_, port):
-            dataframe = sc.broadcast(self.dataframe) if self.dataframe is not None else None
+            dataframe = launch.share(self.dataframe) if self.dataframe is not None else None
             payload = pack(ExecutorContext(
                 address=endpoint.address(port),
                 token=token,
@@ -120,14 +117,15 @@ class Driver:
                 hb_interval=self.hb_interval,
                 repair_rules=self.repair_rules,
                 tensorboard_dir=self.tensorboard_dir,
+                gpus_per_trial=launch.gpus_per_trial,
             ))
-            job = threading.Thread(target=self._spark_job, args=(sc, group, slots, payload, dataframe),
+            job = threading.Thread(target=self._spark_job, args=(launch, slots, payload, dataframe),
                                    name="maggy-spark-job", daemon=True)
             job.start()
             try:
                 self._control(records)
             except KeyboardInterrupt:
-                sc.cancelJobGroup(group)
+                launch.cancel()
                 raise
             finally:
                 self.scheduler.close()
@@ -135,21 +133,19 @@ class Driver:
                 if job.is_alive():
                     # A task still busy with a trial presumed lost (and already re-run
                     # elsewhere) would keep the job alive: its result is not needed.
-                    sc.cancelJobGroup(group)
+                    launch.cancel()
                     job.join(timeout=30)
-                if dataframe is not None:
-                    dataframe.unpersist()
+                launch.release()
                 for handle in self._logs.values():
                     handle.close()
                 self.progress.close()
         return records
 
-    def _spark_job(self, sc, group: str, slots: int, payload: bytes, dataframe: Any) -> None:
+    def _spark_job(self, launch: Launch, slots: int, payload: bytes, dataframe: Any) -> None:
         error, setup_failures = None, []
         try:
-            sc.setJobGroup(group, f"maggy: {self.scheduler.total} trials", interruptOnCancel=True)
             # Each task yields only the traceback of a failure to load the payload.
-            setup_failures = sc.parallelize(range(slots), slots).mapPartitions(run_task(payload, dataframe)).collect()
+            setup_failures = launch.run(slots, run_task(payload, dataframe), f"maggy: {self.scheduler.total} trials")
         except BaseException as e:  # reported to the controller, which fails what is left
             error = e
         finally:

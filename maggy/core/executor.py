@@ -20,6 +20,7 @@ import grpc
 
 from maggy.ablation.study import AblationStudy
 from maggy.core import current_trial
+from maggy.core.devices import claim_gpus, task_gpus
 from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb, trial_revoked
 from maggy.core.shipping import unpack
@@ -53,6 +54,8 @@ class ExecutorContext:
             the executor's channel trusts.
         tensorboard_dir: the run's ``tensorboard`` folder on the driver, for
             :func:`maggy.tensorboard.logdir`.
+        gpus_per_trial: GPUs each trial asked for; on a local master (where Spark assigns
+            none) the slot takes its own share of the machine's GPUs.
     """
 
     address: str
@@ -65,6 +68,7 @@ class ExecutorContext:
     repair_rules: dict = dataclasses.field(default_factory=dict)
     tls_cert: Optional[bytes] = None
     tensorboard_dir: Optional[str] = None
+    gpus_per_trial: Optional[int] = None
 
     def load_dataframe(self):
         """The catalog dataset (unwrapping a Spark broadcast variable)."""
@@ -218,11 +222,9 @@ def run_task(payload: bytes, dataframe: Any = None) -> Callable:
             _freeze_survivors()
         partition = task_ctx.partitionId() if task_ctx else 0
         attempt = task_ctx.attemptNumber() if task_ctx else 0
-        gpus = []
-        if task_ctx is not None:
-            resource = task_ctx.resources().get("gpu")
-            gpus = list(resource.addresses) if resource is not None else []
-        _set_current_device(pick_device(gpus, partition))
+        gpus = task_gpus(task_ctx.resources() if task_ctx else {}, partition, ctx.gpus_per_trial)
+        # Spark's addresses become the process's only visible GPUs, so cuda:0 is the first of them.
+        _set_current_device(claim_gpus(gpus) if gpus else pick_device([], partition))
         with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:
             executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
             result = None

@@ -13,7 +13,9 @@ import sys
 import tempfile
 from typing import Optional
 
-__all__ = ["check_java", "check_classic_session", "get_session", "decide_slots", "driver_hosts", "MIN_JAVA"]
+from maggy.core.session import spark_conf
+
+__all__ = ["check_java", "get_session", "decide_slots", "MIN_JAVA"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,33 +84,6 @@ def decide_slots(requested: Optional[int], available: int, num_trials: int) -> i
     return max(1, slots)
 
 
-def check_classic_session(spark=None) -> None:
-    """Rejects a Spark Connect session, before lagom() creates the run directory.
-
-    This version launches trials through the SparkContext, which Spark Connect does not
-    offer. Checked: the session passed to ``lagom(spark=...)``, else the process's mode (a
-    Connect session created, or ``SPARK_REMOTE`` set, makes every new session a Connect one).
-
-    Raises:
-        TypeError: a Connect session; the message says what to use instead.
-    """
-    if spark is not None:
-        connect = type(spark).__module__.startswith("pyspark.sql.connect")
-        what = f"spark= is a Spark Connect session ({type(spark).__module__}.{type(spark).__name__})"
-    else:
-        from pyspark.sql.utils import is_remote
-
-        connect = is_remote() or "SPARK_REMOTE" in os.environ
-        what = "this process uses Spark Connect (a Connect session exists, or SPARK_REMOTE is set)"
-    if connect:
-        raise TypeError(
-            f"lagom() needs a classic SparkSession, but {what}; this version of maggy launches "
-            "trials through the SparkContext, which Spark Connect does not offer. Use a classic "
-            "session (SparkSession.builder.master(...).getOrCreate(), without .remote() or "
-            "SPARK_REMOTE), in a process without a Connect session"
-        )
-
-
 def get_session(slots: Optional[int], task_retries: int):
     """The active SparkSession, or a new embedded ``local[N, F]`` one.
 
@@ -172,14 +147,13 @@ def _embedded_conf(slots: int, task_retries: int):
         .setMaster(f"local[{slots},{task_retries + 1}]")
         .setAppName("maggy")
         .set("spark.ui.enabled", "false")
-        .set("spark.ui.showConsoleProgress", "false")
         .set("spark.driver.extraJavaOptions", java_opts)
         .set("spark.executor.extraJavaOptions", java_opts)
-        .set("spark.python.worker.reuse", "true")
-        # Workers fork from a daemon that has imported torch already: a lagom() after Spark
-        # retired its idle workers starts its first trial in ~0.75 s instead of ~3 s.
-        .set("spark.python.daemon.module", "maggy.core.worker_daemon")
     )
+    for key, value in spark_conf().items():
+        # The interpreter is PYSPARK_PYTHON's above, so a user's own PYSPARK_PYTHON still wins.
+        if not key.startswith("spark.pyspark."):
+            conf.set(key, value)
     socket_dir = _unix_socket_dir()
     if socket_dir is not None:
         # Over Spark's default TCP connection a reused worker received each task's input
@@ -225,18 +199,3 @@ def _unix_socket_dir() -> Optional[str]:
         return None
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
-
-
-def driver_hosts(spark) -> tuple[str, str]:
-    """``(bind, advertise)``: where the gRPC server listens and the address executors use.
-
-    Local masters keep everything on the loopback; on a cluster the server listens on all
-    interfaces and executors reach it at ``spark.driver.host``.
-    """
-    # Two single lookups: SparkContext.getConf() copies the whole configuration out of the
-    # JVM (~20 ms, before every experiment's first trial).
-    if spark.sparkContext.master.startswith("local"):
-        return "127.0.0.1", "127.0.0.1"
-    host = spark.conf.get("spark.driver.host", None) or "127.0.0.1"
-    bind = "127.0.0.1" if host.startswith("127.") or host == "localhost" else "0.0.0.0"
-    return bind, host
