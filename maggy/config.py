@@ -56,6 +56,9 @@ class AblationConfig:
         preflight: build every trial's model on the driver before starting Spark, so
             impossible ablations fail in seconds.
         verbose: show the progress bar and print the summary.
+        data_cache_mb: memory budget, in MB, of each Python worker's cache of the catalog
+            columns it read (consecutive trials reuse them instead of reading again); 0
+            turns the cache off.
 
     Example:
         >>> config = AblationConfig(ablation_study=study, direction="min", name="Titanic-LOCO")  # doctest: +SKIP
@@ -84,6 +87,7 @@ class AblationConfig:
     preflight: bool = True
     tls: Optional[bool] = None
     verbose: bool = True
+    data_cache_mb: float = 1024.0
 
     def __post_init__(self):
         if not isinstance(self.ablation_study, AblationStudy):
@@ -109,6 +113,7 @@ class AblationConfig:
         _check_number("repeats", self.repeats, 1, integer=True)
         if self.tls is not None and not isinstance(self.tls, bool):
             raise ValueError(f"tls must be True, False or None (on when executors are remote), got {self.tls!r}")
+        _check_number("data_cache_mb", self.data_cache_mb, 0)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
 

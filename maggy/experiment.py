@@ -13,6 +13,7 @@ from maggy import layout
 from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
 from maggy.config import AblationConfig
+from maggy.core.data.plan import source_for, staged
 from maggy.core.driver import Driver
 from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
@@ -33,7 +34,7 @@ class _Plan(NamedTuple):
 
     ablator: AbstractAblator
     specs: list[dict]
-    dataframe: Any  # the catalog dataset (pandas), or None
+    data: Any  # the training data as a core.data.DataSource (schema and files, no rows), or None
     policy: AbstractEarlyStop
 
 
@@ -118,12 +119,8 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     train_args = check_train_fn(train_fn)
     study = config.ablation_study
     ablator = _make_ablator(config)
-    dataframe = None
-    if study.dataset_generator is None and study.name is not None:
-        from maggy import datasets
-
-        dataframe = datasets.load(study.name, study.version)
-    check_study(study, train_args, dataframe)
+    data = source_for(study, config.data_cache_mb)  # the executors read the rows
+    check_study(study, train_args, data)
     check_picklable(
         {
             "train_fn": train_fn,
@@ -140,8 +137,8 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     while (spec := ablator.get_trial()) is not None:
         specs.append(spec)
     if config.preflight:
-        preflight(study, specs, dataframe)
-    return _Plan(ablator, specs, dataframe, policy)
+        preflight(study, specs, data.schema_only() if data is not None else None)
+    return _Plan(ablator, specs, data, policy)
 
 
 def _ready_plotting() -> Optional[threading.Thread]:
@@ -184,7 +181,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         optimization_key=config.optimization_key,
         hb_interval=config.hb_interval,
         hb_timeout=config.hb_timeout,
-        dataframe=plan.dataframe,
+        data=staged(plan.data, config.ablation_study, run_dir),
         progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
         tls=config.tls,

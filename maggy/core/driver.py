@@ -55,7 +55,7 @@ class Driver:
         optimization_key: key of the metric in a dict returned by train_fn.
         hb_interval: heartbeat interval, seconds.
         hb_timeout: silence after which a running trial counts as lost, seconds.
-        dataframe: the catalog dataset (pandas), shipped once per executor as a broadcast.
+        data: the training data the executors read themselves (a ``core.data.DataSource``).
         progress: the progress display.
         on_record: called with each trial record as it arrives (after it is journaled).
         tls: encrypt the channel with a certificate made for this run, which executors pin;
@@ -72,7 +72,7 @@ class Driver:
         optimization_key: str = "metric",
         hb_interval: float = 1.0,
         hb_timeout: float = 60.0,
-        dataframe: Any = None,
+        data: Any = None,
         progress: Optional[Progress] = None,
         on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
@@ -84,7 +84,7 @@ class Driver:
         self.optimization_key = optimization_key
         self.hb_interval = hb_interval
         self.hb_timeout = hb_timeout
-        self.dataframe = dataframe
+        self.data = data
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
         self.tls = tls
@@ -103,7 +103,6 @@ class Driver:
         records: list[dict] = []
         with serve(DriverServicer(self.scheduler), token, host=endpoint.bind_host, port=endpoint.bind_port,
                    max_workers=2 * slots + 16, certificate=certificate) as (_, port):
-            dataframe = sc.broadcast(self.dataframe) if self.dataframe is not None else None
             ctx = ExecutorContext(
                 address=endpoint.address(port),
                 token=token,
@@ -112,7 +111,7 @@ class Driver:
                 train_fn=self.train_fn,
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
-                dataframe=dataframe,
+                data=self.data,
                 repair_rules=user_rules(),
             )
             job = threading.Thread(target=self._spark_job, args=(sc, group, slots, ctx), name="maggy-spark-job", daemon=True)
@@ -130,8 +129,6 @@ class Driver:
                     # elsewhere) would keep the job alive: its result is not needed.
                     sc.cancelJobGroup(group)
                     job.join(timeout=30)
-                if dataframe is not None:
-                    dataframe.unpersist()
                 for handle in self._logs.values():
                     handle.close()
                 self.progress.close()

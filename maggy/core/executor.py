@@ -20,6 +20,7 @@ import grpc
 
 from maggy.ablation.repair import register_repair_rule
 from maggy.ablation.study import AblationStudy
+from maggy.core.data import worker_cache
 from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb
 from maggy.core.trial_builder import build_dataset, build_model
@@ -44,7 +45,7 @@ class ExecutorContext:
         train_fn: the user's training function.
         optimization_key: key of the metric when train_fn returns a dict.
         hb_interval: heartbeat interval in seconds.
-        dataframe: the catalog dataset, as a Spark broadcast variable or a pandas frame.
+        data: the training data (a ``core.data.DataSource``): the executors read its rows.
         repair_rules: repair rules the user registered on the driver (module class -> rule);
             the registry is per process, so the executors install them before their trials.
         tls_cert: the run's certificate (PEM) when the channel is encrypted: the only one
@@ -57,13 +58,9 @@ class ExecutorContext:
     train_fn: Callable
     optimization_key: str = "metric"
     hb_interval: float = 1.0
-    dataframe: Any = None
+    data: Any = None
     repair_rules: dict = dataclasses.field(default_factory=dict)
     tls_cert: Optional[bytes] = None
-
-    def load_dataframe(self):
-        """The catalog dataset (unwrapping a Spark broadcast variable)."""
-        return getattr(self.dataframe, "value", self.dataframe)
 
 
 def final_metric(value: Any, optimization_key: str) -> float:
@@ -115,10 +112,10 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> floa
 
     def dataset_function():
         if not dataset_cache:
-            dataset_cache.append(build_dataset(ctx.study, spec, ctx.load_dataframe()))
+            dataset_cache.append(build_dataset(ctx.study, spec, ctx.data))
         return dataset_cache[0]
 
-    has_dataset = ctx.study.dataset_generator is not None or ctx.dataframe is not None
+    has_dataset = ctx.study.dataset_generator is not None or ctx.data is not None
 
     def model_function():
         dataset = dataset_function() if has_dataset else None
@@ -203,7 +200,8 @@ def run_task(ctx: ExecutorContext) -> Callable:
         _set_current_device(pick_device(gpus, partition))
         for module_type, rule in ctx.repair_rules.items():
             register_repair_rule(module_type, rule)
-        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:
+        cache_mb = ctx.data.cache_mb if ctx.data is not None else 0
+        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client, worker_cache(cache_mb):
             executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
             result = None
             while True:

@@ -60,10 +60,16 @@ def check_study(study: AblationStudy, train_args: list[str], dataframe: Any = No
             "with a function returning the full torch.nn.Module"
         )
     features = [c.value for c in components if c.kind == "feature"]
-    if study.dataset_generator is None and study.name is None and (features or "dataset_function" in train_args):
+    has_data = study.name is not None or study.dataframe is not None
+    if study.dataset_generator is None and not has_data and (features or "dataset_function" in train_args):
         raise ValueError(
             "the study has no dataset: name a catalog dataset in AblationStudy(name, version, "
-            "label_name=...) or call study.set_dataset_generator(make_dataset)"
+            "label_name=...), pass dataframe=, or call study.set_dataset_generator(make_dataset)"
+        )
+    if study.streaming and study.dataset_generator is not None:
+        raise ValueError(
+            "streaming=True streams a catalog dataset or dataframe=; a dataset generator can "
+            "return a maggy.ablation.StreamingDataset itself"
         )
     if dataframe is None:
         return
