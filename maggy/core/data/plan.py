@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
+from maggy import layout
 from maggy.core.data.source import DataSource, describe, schema_of, stage
 
 __all__ = ["source_for", "staged"]
@@ -43,5 +43,5 @@ def staged(source: Optional[DataSource], study: Any, run_dir: str) -> Optional[D
     """
     if source is None or getattr(study, "dataframe", None) is None:
         return source
-    path = stage(study.dataframe, study.staging_path or os.path.join(run_dir, "data"))
+    path = stage(study.dataframe, study.staging_path or layout.staged_data_path(run_dir))
     return describe(path, source.cache_mb)
