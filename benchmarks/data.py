@@ -73,8 +73,12 @@ def train(dataset_function, reporter):
     dataset = dataset_function()
     record["build_s"] = time.perf_counter() - start
     if limit_mb:
+        import pyarrow as pa
         import torch
 
+        # jemalloc/mimalloc reserve address space far beyond what they use; the system
+        # allocator keeps the address-space limit a limit on memory.
+        pa.set_memory_pool(pa.system_memory_pool())
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         with open("/proc/self/status") as f:
             vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
@@ -132,7 +136,9 @@ def run(catalog: str, mode: str, tmp: str, pythonpath: str, limit_mb: float = 0)
     env = dict(os.environ, PYTHONPATH=pythonpath, BENCH_OUT=out, PYSPARK_PYTHON=sys.executable,
                BENCH_STREAM_LIMIT_MB=str(limit_mb))
     code = f"import sys; sys.path.insert(0, {HERE!r}); import data; data.driver({catalog!r}, {mode!r}, {out!r})"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=3600)
+    # Run from the temporary folder: ``python -c`` puts the working directory first on sys.path,
+    # which would shadow --baseline with a checkout's maggy.
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=3600, cwd=tmp)
     if done.returncode:
         raise RuntimeError(f"{mode} failed: {done.stderr[-3000:]}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -147,7 +153,7 @@ def main() -> None:
     parser.add_argument("--broadcast-sizes", default="0.5,1")
     parser.add_argument("--nocache-sizes", default="1")
     parser.add_argument("--stream-size", type=float, default=2.0)
-    parser.add_argument("--stream-limit-mb", type=float, default=768)
+    parser.add_argument("--stream-limit-mb", type=float, default=1024)
     parser.add_argument("--baseline", default="/tmp/maggy-baseline")
     parser.add_argument("--tmp", default="/tmp/maggy-data-bench")
     args = parser.parse_args()
