@@ -72,6 +72,9 @@ class AblationConfig:
             GPUs); ``None`` takes what the session assigns (``spark.task.resource.gpu.amount``).
         cpus_per_trial: CPU cores each trial gets, requested the same way; ``None`` uses
             ``spark.task.cpus``.
+        data_cache_mb: memory budget, in MB, of each Python worker's cache of the catalog
+            columns it read (consecutive trials reuse them instead of reading again); 0
+            turns the cache off.
 
     Example:
         >>> config = AblationConfig(ablation_study=study, direction="min", name="Titanic-LOCO")  # doctest: +SKIP
@@ -107,6 +110,7 @@ class AblationConfig:
     max_repeats: int = 10
     gpus_per_trial: Optional[int] = None
     cpus_per_trial: Optional[int] = None
+    data_cache_mb: float = 1024.0
 
     def __post_init__(self):
         if not isinstance(self.ablation_study, AblationStudy):
@@ -146,6 +150,7 @@ class AblationConfig:
             raise ValueError("noise_runs is for single runs; repeats='auto' already repeats the base trial: drop noise_runs")
         _check_number("gpus_per_trial", self.gpus_per_trial, 1, integer=True, allow_none=True)
         _check_number("cpus_per_trial", self.cpus_per_trial, 1, integer=True, allow_none=True)
+        _check_number("data_cache_mb", self.data_cache_mb, 0)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
 

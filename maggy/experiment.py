@@ -13,6 +13,7 @@ from maggy import layout
 from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
 from maggy.config import AblationConfig
+from maggy.core.data.plan import source_for, staged
 from maggy.core.driver import Driver
 from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
@@ -36,7 +37,7 @@ class _Plan(NamedTuple):
 
     ablator: AbstractAblator
     specs: list[dict]
-    dataframe: Any  # the catalog dataset (pandas), or None
+    data: Any  # the training data as a core.data.DataSource (schema and files, no rows), or None
     policy: AbstractEarlyStop
     rules: dict  # the repair rules the experiment carries to its executors
 
@@ -130,12 +131,8 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     train_args = check_train_fn(train_fn)
     study = config.ablation_study
     ablator = _make_ablator(config)
-    dataframe = None
-    if study.dataset_generator is None and study.name is not None:
-        from maggy import datasets
-
-        dataframe = datasets.load(study.name, study.version)
-    check_study(study, train_args, dataframe)
+    data = source_for(study, config.data_cache_mb)  # the executors read the rows
+    check_study(study, train_args, data)
     check_picklable(_user_code(train_fn, study))
     # A bad policy fails here, not after Spark started.
     policy = make_policy(config.es_policy, config.es_min, grace_steps=config.es_grace_steps,
@@ -147,8 +144,8 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
         specs.append(spec)
     rules = experiment_rules(study)
     if config.preflight:
-        preflight(study, specs, dataframe, rules=rules)
-    return _Plan(ablator, specs, dataframe, policy, rules)
+        preflight(study, specs, data.schema_only() if data is not None else None, rules=rules)
+    return _Plan(ablator, specs, data, policy, rules)
 
 
 def _user_code(train_fn: Any, study) -> dict[str, Any]:
@@ -183,7 +180,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         task_retries = max(_EMBEDDED_TASK_RETRIES, config.max_trial_retries)
         spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), task_retries)
     launch = make_launch(spark, config.gpus_per_trial, config.cpus_per_trial)
-    launch.check(plan.dataframe)  # what this session cannot do fails here, before any trial
+    launch.check()  # what this session cannot do fails here, before any trial
     slots = decide_slots(config.num_executors, launch.slots(len(todo)), len(todo))
     scheduler = TrialScheduler(
         todo,
@@ -204,7 +201,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         optimization_key=config.optimization_key,
         hb_interval=config.hb_interval,
         hb_timeout=config.hb_timeout,
-        dataframe=plan.dataframe,
+        data=staged(plan.data, config.ablation_study, run_dir),
         progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
         tls=config.tls,

@@ -11,6 +11,7 @@
             result.json                 result_path(run): the final result
             effects.png                 plot_path(run): each component's effect
             spark_errors.txt            spark_errors_path(run): full text of a failed Spark job
+            data/                       staged_data_path(run): a study's dataframe= as parquet
 
 A new run takes the next free number; ``resume=True`` and ``python -m maggy report`` read the
 highest. Everything else asks this module for a path instead of spelling a name itself.
@@ -27,6 +28,7 @@ __all__ = [
     "JOURNAL", "experiment_path", "run_path", "run_numbers", "latest_run", "new_run",
     "is_journal", "config_path", "journal_path", "result_path", "plot_path", "log_path",
     "tensorboard_path", "trial_tensorboard_path", "spark_errors_path",
+    "tensorboard_path", "trial_tensorboard_path", "staged_data_path",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -39,6 +41,7 @@ _PLOT = "effects.png"
 _LOGS = "logs"
 _TENSORBOARD = "tensorboard"
 _SPARK_ERRORS = "spark_errors.txt"
+_DATA = "data"
 _RUN = re.compile(r"run_(\d+)")
 
 
@@ -106,6 +109,11 @@ def journal_path(run: PathLike) -> str:
 def result_path(run: PathLike) -> str:
     """The run's ``result.json``."""
     return os.path.join(os.fspath(run), _RESULT)
+
+
+def staged_data_path(run: PathLike) -> str:
+    """Where a study's ``dataframe=`` is written as parquet for the executors, ``data/``."""
+    return os.path.join(os.fspath(run), _DATA)
 
 
 def plot_path(run: PathLike) -> str:

@@ -3,7 +3,7 @@
 from maggy.ablation.datasets import MaggyDataset, PandasDataset
 from maggy.ablation.study import AblationStudy
 
-__all__ = ["AblationStudy", "MaggyDataset", "PandasDataset", "Ablator"]
+__all__ = ["AblationStudy", "MaggyDataset", "PandasDataset", "StreamingDataset", "Ablator"]
 
 
 def __getattr__(name):
@@ -13,4 +13,9 @@ def __getattr__(name):
         from maggy.one_class import Ablator
 
         return Ablator
+    if name == "StreamingDataset":
+        # It lives with the executors' data reading (maggy.core.data), a layer above this one.
+        from maggy.core.data import StreamingDataset
+
+        return StreamingDataset
     raise AttributeError(f"module 'maggy.ablation' has no attribute {name!r}")

@@ -49,7 +49,7 @@ class Driver:
         optimization_key: key of the metric in a dict returned by train_fn.
         hb_interval: heartbeat interval, seconds.
         hb_timeout: silence after which a running trial counts as lost, seconds.
-        dataframe: the catalog dataset (pandas), shipped by the launch (a broadcast on a classic session).
+        data: the training data the executors read themselves (a ``core.data.DataSource``).
         progress: the progress display.
         on_record: called with each trial record as it arrives (after it is journaled).
         tls: encrypt the channel with a certificate made for this run, which executors pin;
@@ -71,7 +71,7 @@ class Driver:
         optimization_key: str = "metric",
         hb_interval: float = 1.0,
         hb_timeout: float = 60.0,
-        dataframe: Any = None,
+        data: Any = None,
         progress: Optional[Progress] = None,
         on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
@@ -86,7 +86,7 @@ class Driver:
         self.optimization_key = optimization_key
         self.hb_interval = hb_interval
         self.hb_timeout = hb_timeout
-        self.dataframe = dataframe
+        self.data = data
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
         self.tls = tls
@@ -106,7 +106,6 @@ class Driver:
         records: list[dict] = []
         with serve(DriverServicer(self.scheduler), token, host=endpoint.bind_host, port=endpoint.bind_port,
                    max_workers=2 * slots + 16, certificate=certificate) as (_, port):
-            dataframe = launch.share(self.dataframe) if self.dataframe is not None else None
             payload = pack(ExecutorContext(
                 address=endpoint.address(port),
                 token=token,
@@ -115,11 +114,12 @@ class Driver:
                 train_fn=self.train_fn,
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
+                data=self.data,
                 repair_rules=self.repair_rules,
                 tensorboard_dir=self.tensorboard_dir,
                 gpus_per_trial=launch.gpus_per_trial,
             ))
-            job = threading.Thread(target=self._spark_job, args=(launch, slots, payload, dataframe),
+            job = threading.Thread(target=self._spark_job, args=(launch, slots, payload),
                                    name="maggy-spark-job", daemon=True)
             job.start()
             try:
@@ -135,17 +135,16 @@ class Driver:
                     # elsewhere) would keep the job alive: its result is not needed.
                     launch.cancel()
                     job.join(timeout=30)
-                launch.release()
                 for handle in self._logs.values():
                     handle.close()
                 self.progress.close()
         return records
 
-    def _spark_job(self, launch: Launch, slots: int, payload: bytes, dataframe: Any) -> None:
+    def _spark_job(self, launch: Launch, slots: int, payload: bytes) -> None:
         error, setup_failures = None, []
         try:
             # Each task yields only the traceback of a failure to load the payload.
-            setup_failures = launch.run(slots, run_task(payload, dataframe), f"maggy: {self.scheduler.total} trials")
+            setup_failures = launch.run(slots, run_task(payload), f"maggy: {self.scheduler.total} trials")
         except BaseException as e:  # reported to the controller, which fails what is left
             error = e
         finally:

@@ -21,6 +21,7 @@ import grpc
 from maggy.ablation.study import AblationStudy
 from maggy.core import current_trial
 from maggy.core.devices import claim_gpus, task_gpus
+from maggy.core.data import worker_cache
 from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb, trial_revoked
 from maggy.core.shipping import unpack
@@ -46,7 +47,7 @@ class ExecutorContext:
         train_fn: the user's training function.
         optimization_key: key of the metric when train_fn returns a dict.
         hb_interval: heartbeat interval in seconds.
-        dataframe: the catalog dataset, as a Spark broadcast variable or a pandas frame.
+        data: the training data (a ``core.data.DataSource``): the executors read its rows.
         repair_rules: the experiment's repair rules (module class -> rule), passed to every
             model build; a worker never registers them in its process, which Spark reuses
             for later experiments.
@@ -64,15 +65,11 @@ class ExecutorContext:
     train_fn: Callable
     optimization_key: str = "metric"
     hb_interval: float = 1.0
-    dataframe: Any = None
+    data: Any = None
     repair_rules: dict = dataclasses.field(default_factory=dict)
     tls_cert: Optional[bytes] = None
     tensorboard_dir: Optional[str] = None
     gpus_per_trial: Optional[int] = None
-
-    def load_dataframe(self):
-        """The catalog dataset (unwrapping a Spark broadcast variable)."""
-        return getattr(self.dataframe, "value", self.dataframe)
 
 
 def final_metric(value: Any, optimization_key: str) -> float:
@@ -124,16 +121,16 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> floa
 
     def dataset_function():
         if not dataset_cache:
-            dataset_cache.append(build_dataset(ctx.study, spec, ctx.load_dataframe()))
+            dataset_cache.append(build_dataset(ctx.study, spec, ctx.data))
         return dataset_cache[0]
 
-    has_dataset = ctx.study.dataset_generator is not None or ctx.dataframe is not None
+    has_dataset = ctx.study.dataset_generator is not None or ctx.data is not None
 
     def model_function():
         dataset = dataset_function() if has_dataset else None
         return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False),
                            rules=ctx.repair_rules, base_dataset=lambda: build_dataset(
-                               ctx.study, {**spec, "ablated_feature": None}, ctx.load_dataframe()))
+                               ctx.study, {**spec, "ablated_feature": None}, ctx.data))
 
     available = {"model_function": model_function, "dataset_function": dataset_function, "reporter": reporter}
     params = inspect.signature(ctx.train_fn).parameters
@@ -192,7 +189,7 @@ def _freeze_survivors() -> None:
     gc.freeze()
 
 
-def run_task(payload: bytes, dataframe: Any = None) -> Callable:
+def run_task(payload: bytes) -> Callable:
     """The function Spark runs for each trial-slot partition (with ``mapPartitions``).
 
     The task unpickles its :class:`ExecutorContext` from ``payload`` (made with
@@ -204,16 +201,15 @@ def run_task(payload: bytes, dataframe: Any = None) -> Callable:
     run it, until the driver answers ``done``.
 
     Args:
-        payload: the pickled :class:`ExecutorContext`, without its ``dataframe``.
-        dataframe: the catalog dataset as a Spark broadcast variable (which must travel in
-            the task's closure, where Spark ships broadcasts), or None.
+        payload: the pickled :class:`ExecutorContext` (its training data is a
+            ``core.data.DataSource``: where the rows are, which the task reads itself).
     """
 
     def task(_partition) -> Iterator[str]:
         from pyspark import TaskContext
 
         try:
-            ctx = dataclasses.replace(unpack(payload), dataframe=dataframe)
+            ctx = unpack(payload)
         except Exception:
             yield traceback.format_exc()
             return
@@ -225,7 +221,8 @@ def run_task(payload: bytes, dataframe: Any = None) -> Callable:
         gpus = task_gpus(task_ctx.resources() if task_ctx else {}, partition, ctx.gpus_per_trial)
         # Spark's addresses become the process's only visible GPUs, so cuda:0 is the first of them.
         _set_current_device(claim_gpus(gpus) if gpus else pick_device([], partition))
-        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:
+        cache_mb = ctx.data.cache_mb if ctx.data is not None else 0
+        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client, worker_cache(cache_mb):
             executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
             result = None
             while True:

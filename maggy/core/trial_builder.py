@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 from maggy.ablation.datasets import PandasDataset, input_info
 from maggy.ablation.repair_registry import user_rules
 from maggy.ablation.study import AblationStudy
+from maggy.core.data import DataSource, load_dataset
 from maggy.trial import describe
 from maggy.util import set_seed
 
@@ -33,10 +34,13 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
     Args:
         study: the study.
         spec: the trial spec.
-        dataframe: the catalog dataset (pandas) when the study names one.
+        dataframe: the training data when the study names one: a ``DataSource`` (the
+            trial reads its columns) or a pandas DataFrame.
     """
     feature = spec.get("ablated_feature")
     generator = study.dataset_generator
+    if generator is None and isinstance(dataframe, DataSource):
+        return load_dataset(dataframe, study.label_name, feature, streaming=study.streaming)
     if generator is None:
         dataset = PandasDataset(dataframe, study.label_name)
         if feature:

@@ -60,10 +60,16 @@ def check_study(study: AblationStudy, train_args: list[str], dataframe: Any = No
             "with a function returning the full torch.nn.Module"
         )
     features = [c.value for c in components if c.kind == "feature"]
-    if study.dataset_generator is None and study.name is None and (features or "dataset_function" in train_args):
+    has_data = study.name is not None or study.dataframe is not None
+    if study.dataset_generator is None and not has_data and (features or "dataset_function" in train_args):
         raise ValueError(
             "the study has no dataset: name a catalog dataset in AblationStudy(name, version, "
-            "label_name=...) or call study.set_dataset_generator(make_dataset)"
+            "label_name=...), pass dataframe=, or call study.set_dataset_generator(make_dataset)"
+        )
+    if study.streaming and study.dataset_generator is not None:
+        raise ValueError(
+            "streaming=True streams a catalog dataset or dataframe=; a dataset generator can "
+            "return a maggy.ablation.StreamingDataset itself"
         )
     if dataframe is None:
         return
@@ -72,15 +78,19 @@ def check_study(study: AblationStudy, train_args: list[str], dataframe: Any = No
     if not study.label_name:
         raise ValueError(f"AblationStudy needs label_name= (the column to predict); columns: {columns}")
     if study.label_name.lower() not in lowered:
-        raise ValueError(f"label {study.label_name!r} is not a column of dataset {study.name!r} v{study.version}; columns: {columns}")
+        raise ValueError(f"label {study.label_name!r} is not a column of {_dataset_name(study)}; columns: {columns}")
     for feature in features:
         if feature.lower() not in lowered or feature.lower() == study.label_name.lower():
             close = difflib.get_close_matches(feature, columns, n=3)
             hint = f"; did you mean {close}?" if close else ""
             raise ValueError(
-                f"feature {feature!r} is not a feature of dataset {study.name!r} v{study.version}{hint} "
+                f"feature {feature!r} is not a feature of {_dataset_name(study)}{hint} "
                 f"features: {[c for c in columns if c.lower() != study.label_name.lower()]}"
             )
+
+
+def _dataset_name(study: AblationStudy) -> str:
+    return f"dataset {study.name!r} v{study.version}" if study.name is not None else "the study's dataframe"
 
 
 def check_picklable(objects: dict[str, Any]) -> None:
