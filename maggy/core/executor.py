@@ -109,14 +109,13 @@ class _LineWriter(io.TextIOBase):
 
 
 def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> float:
-    # Imported here: building models and datasets needs torch, and a worker of a session
-    # maggy did not start imports it only when a trial needs it (a sleep or a Spark-only
-    # trial starts ~1.5 s sooner on a 2-core machine).
-    from maggy.core.trial_builder import build_dataset, build_model
-
+    # trial_builder is imported on use: it needs torch, and a worker of a session maggy did
+    # not start imports torch only when a trial asks for a model or dataset (or a seed).
     dataset_cache = []
 
     def dataset_function():
+        from maggy.core.trial_builder import build_dataset
+
         if not dataset_cache:
             dataset_cache.append(build_dataset(ctx.study, spec, ctx.load_dataframe()))
         return dataset_cache[0]
@@ -124,6 +123,8 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> floa
     has_dataset = ctx.study.dataset_generator is not None or ctx.dataframe is not None
 
     def model_function():
+        from maggy.core.trial_builder import build_model
+
         dataset = dataset_function() if has_dataset else None
         return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False))
 
