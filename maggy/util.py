@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import warnings
 from typing import Any, Optional
 
@@ -27,11 +28,25 @@ def pick_device(gpu_addresses: Optional[list] = None, slot: int = 0) -> str:
     """
     if gpu_addresses:
         return f"cuda:{gpu_addresses[0]}"
+    if "torch" not in sys.modules and not _may_have_gpu():
+        # Importing torch only to learn there is no GPU took 1.5-3 s in a fresh Spark worker.
+        return "cpu"
     import torch
 
     if torch.cuda.is_available() and torch.cuda.device_count() > 0:
         return f"cuda:{slot % torch.cuda.device_count()}"
     return "cpu"
+
+
+def _may_have_gpu() -> bool:
+    """False when this is Linux and no GPU device node exists (then torch would find none).
+
+    CUDA needs ``/dev/nvidiactl`` and ROCm ``/dev/kfd``; elsewhere than Linux, or with
+    either present, only torch can tell.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/kfd")
 
 
 def _set_current_device(device: Optional[str]) -> None:

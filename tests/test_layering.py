@@ -19,6 +19,8 @@ ENTRY_POINTS = {"maggy", "maggy.experiment", "maggy.__main__", "maggy.one_class"
 ALLOWED = {
     ("maggy.ablation", "maggy.one_class"):
         "maggy.ablation.Ablator re-exports the façade lazily, under the thesis' name",
+    ("maggy.ablation", "maggy.core.data"):
+        "maggy.ablation.StreamingDataset re-exports the executors' streaming reader lazily, beside the other datasets",
 }
 
 

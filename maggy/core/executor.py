@@ -25,7 +25,6 @@ from maggy.core.data import worker_cache
 from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb, trial_revoked
 from maggy.core.shipping import unpack
-from maggy.core.trial_builder import build_dataset, build_model
 from maggy.exceptions import EarlyStopException, TrialError
 from maggy.trial import TrialStatus
 from maggy.util import _set_current_device, pick_device, set_seed
@@ -117,9 +116,13 @@ class _LineWriter(io.TextIOBase):
 
 
 def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> float:
+    # trial_builder is imported on use: it needs torch, and a worker of a session maggy did
+    # not start imports torch only when a trial asks for a model or dataset (or a seed).
     dataset_cache = []
 
     def dataset_function():
+        from maggy.core.trial_builder import build_dataset
+
         if not dataset_cache:
             dataset_cache.append(build_dataset(ctx.study, spec, ctx.data))
         return dataset_cache[0]
@@ -127,6 +130,8 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> floa
     has_dataset = ctx.study.dataset_generator is not None or ctx.data is not None
 
     def model_function():
+        from maggy.core.trial_builder import build_model
+
         dataset = dataset_function() if has_dataset else None
         return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False),
                            rules=ctx.repair_rules, base_dataset=lambda: build_dataset(
