@@ -23,7 +23,7 @@ setup(
         "torch>=2.0",
         "pandas>=1.5",
         "numpy>=1.23",
-        # Paired t-tests, Holm, signed-rank: the verdicts of maggy.results.statistics.
+        # Paired t-tests, Holm, signed-rank: the verdicts of maggy.statistics.
         "scipy>=1.10",
         # The checked-in stubs were generated with grpcio-tools 1.85 / protobuf 7.35.
         "grpcio>=1.85.1",
