@@ -89,6 +89,6 @@ def test_an_input_that_cannot_be_inferred_stops_preflight_naming_the_trials_and_
     message = str(caught.value)
     # Rule: the trials that need the input are named; the base trial needs none.
     assert "2 of 3 trials cannot run" in message
-    assert "(layers [4, 5])" in message and "(feature words)" in message and "(base)" not in message
+    assert "[4, 5])" in message and "(feature words)" in message and "(base)" not in message
     # Rule: the message says how to fix it.
     assert "input_shape" in message and "sample_input()" in message
