@@ -52,7 +52,7 @@ def test_without_any_gpu_it_is_the_cpu(addresses, slot, no_cuda):
     assert pick_device(addresses, slot) == "cpu"
 
 
-def test_get_device_inside_a_trial_is_the_tasks_device(no_cuda, outside_a_trial, monkeypatch):
+def test_get_device_inside_a_trial_is_the_tasks_device(four_gpus, outside_a_trial, monkeypatch):
     made_current = []
     monkeypatch.setattr(torch.cuda, "set_device", made_current.append)
     # Rule: inside a trial, get_device() is what the executor picked for its task, as a

@@ -130,7 +130,7 @@ def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> floa
     has_dataset = ctx.study.dataset_generator is not None or ctx.data is not None
 
     def model_function():
-        from maggy.core.trial_builder import build_model
+        from maggy.core.trial_builder import build_dataset, build_model
 
         dataset = dataset_function() if has_dataset else None
         return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False),

@@ -23,7 +23,8 @@ MODEL_LIB = textwrap.dedent(
     import torch
 
     def make_model():
-        return torch.nn.Sequential(torch.nn.Linear(2, 2))
+        # FeatureTag's items are indices: pre-flight infers the input as token ids.
+        return torch.nn.Sequential(torch.nn.Embedding(4, 2))
 
     def size(model):
         return 0.0 * sum(p.numel() for p in model.parameters())

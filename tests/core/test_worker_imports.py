@@ -15,6 +15,7 @@ from pyspark import cloudpickle
 
 from maggy.ablation import AblationStudy
 from maggy.core.executor import ExecutorContext, run_task
+from maggy.core.shipping import pack
 from maggy.util import pick_device
 
 
@@ -38,7 +39,9 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 PROBE = textwrap.dedent("""
     import sys
     from pyspark import cloudpickle
-    task, ctx = cloudpickle.loads(sys.stdin.buffer.read())
+    task, payload = cloudpickle.loads(sys.stdin.buffer.read())
+    from maggy.core.shipping import unpack
+    ctx = unpack(payload)  # what the task does first
     from maggy.core.executor import _call_train_fn
     from maggy.core.reporter import Reporter
     from maggy.util import pick_device
@@ -57,7 +60,8 @@ def test_a_task_whose_trials_need_no_torch_loads_without_importing_it():
     study = AblationStudy(dataset_generator=plain_dataset)
     study.features.include("a", "b")
     ctx = ExecutorContext(address="127.0.0.1:1", token="t", study=study, train_fn=sleep_train)
-    loaded, device, metric = _load_in_fresh_worker(cloudpickle.dumps((run_task(ctx), ctx))).split()
+    payload = pack(ctx)
+    loaded, device, metric = _load_in_fresh_worker(cloudpickle.dumps((run_task(payload), payload))).split()
     assert float(metric) == 0.5  # the trial ran
     assert loaded == "False"  # without torch
     assert device == pick_device([], 0)  # on the same device as a worker that has torch

@@ -14,7 +14,6 @@ from typing import Any, Optional
 from maggy.core.data.cache import ColumnCache, active_cache, worker_cache
 from maggy.core.data.reader import projection, read_columns, read_stats, reset_read_stats, to_arrays
 from maggy.core.data.source import DEFAULT_CACHE_MB, DataSource, describe, schema_of, stage
-from maggy.core.data.streaming import StreamingDataset
 
 __all__ = [
     "DataSource", "describe", "stage", "schema_of", "DEFAULT_CACHE_MB",
@@ -22,6 +21,16 @@ __all__ = [
     "projection", "read_columns", "read_stats", "reset_read_stats", "to_arrays",
     "StreamingDataset", "load_dataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The streaming reader is a torch IterableDataset: importing it loads torch, which a
+    # Spark worker should pay for only when a trial needs it (tests/core/test_worker_imports.py).
+    if name == "StreamingDataset":
+        from maggy.core.data.streaming import StreamingDataset
+
+        return StreamingDataset
+    raise AttributeError(f"module 'maggy.core.data' has no attribute {name!r}")
 
 
 def load_dataset(source: DataSource, label_name: str, ablated_feature: Optional[str] = None,
@@ -35,6 +44,8 @@ def load_dataset(source: DataSource, label_name: str, ablated_feature: Optional[
         streaming: stream row groups instead of holding the columns in memory.
     """
     if streaming:
+        from maggy.core.data.streaming import StreamingDataset
+
         dataset = StreamingDataset(source, label_name)
         if ablated_feature:
             dataset.ablate_feature(ablated_feature)
