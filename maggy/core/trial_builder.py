@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional
 
 from maggy.ablation.datasets import PandasDataset, input_info
 from maggy.ablation.study import AblationStudy
-from maggy.trial import describe
+from maggy.exceptions import AblationError
+from maggy.trial import as_list, describe
 from maggy.util import set_seed
 
 __all__ = ["build_dataset", "build_model", "accepts_parameter"]
@@ -29,31 +30,47 @@ def accepts_parameter(fn: Callable, name: str) -> bool:
 
 
 def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> Any:
-    """The trial's dataset, with its feature (if any) already removed.
+    """The trial's dataset, with its features (if any) already removed.
+
+    A trial removing several features drops each of them: a ``PandasDataset`` loses
+    several columns, a ``MaggyDataset`` gets ``ablate_feature`` once per feature, and a
+    generator taking ``ablated_features=`` gets the list.
 
     Args:
         study: the study.
         spec: the trial spec.
         dataframe: the catalog dataset (pandas) when the study names one.
+
+    Raises:
+        ValueError: the trial removes every feature of a ``PandasDataset``.
+        TypeError: the dataset cannot remove features the way the trial needs.
     """
-    feature = spec.get("ablated_feature")
+    features = as_list(spec.get("ablated_feature"))
     generator = study.dataset_generator
     if generator is None:
         dataset = PandasDataset(dataframe, study.label_name)
-        if feature:
-            dataset.ablate_feature(feature)
-        return dataset
-    if accepts_parameter(generator, "ablated_feature"):
-        return generator(ablated_feature=feature)
-    dataset = generator()
-    if feature:
-        if not callable(getattr(dataset, "ablate_feature", None)):
-            raise TypeError(
-                f"the dataset generator returned a {type(dataset).__name__}, which has no "
-                "ablate_feature(feature) method; return a maggy.ablation.MaggyDataset or let the "
-                "generator take an `ablated_feature` argument"
-            )
+    elif accepts_parameter(generator, "ablated_features"):
+        return generator(ablated_features=features)
+    elif accepts_parameter(generator, "ablated_feature") and len(features) <= 1:
+        return generator(ablated_feature=features[0] if features else None)
+    elif accepts_parameter(generator, "ablated_feature"):
+        dataset = generator(ablated_feature=None)
+    else:
+        dataset = generator()
+    if features and not callable(getattr(dataset, "ablate_feature", None)):
+        raise TypeError(
+            f"the dataset generator returned a {type(dataset).__name__}, which has no "
+            "ablate_feature(feature) method; return a maggy.ablation.MaggyDataset or let the "
+            "generator take an `ablated_feature` argument"
+            + ("" if len(features) <= 1 else " (or `ablated_features`, a list, for trials removing several)")
+        )
+    for feature in features:
         dataset.ablate_feature(feature)
+    if isinstance(dataset, PandasDataset) and features and not dataset.feature_names:
+        raise ValueError(
+            f"removing {features} leaves the dataset without any feature; a trial must keep at "
+            "least one (leave a feature out of the study, or use ablator='loco')"
+        )
     return dataset
 
 
@@ -78,9 +95,15 @@ def build_model(
     """
     from maggy.ablation.surgery import ablate
 
-    custom = spec.get("custom_model")
+    trial = f"{spec.get('trial_id')} ({describe(spec)})"
+    custom = as_list(spec.get("custom_model"))
+    if len(custom) > 1:
+        raise AblationError(
+            f"trial {trial}: a trial trains one model and this one asks for the custom models "
+            f"{custom}; custom models replace the whole model and cannot be removed together"
+        )
     if custom:
-        generator = study.model.custom_model_generators[custom]
+        generator = study.model.custom_model_generators[custom[0]]
     else:
         generator = study.model.base_model_generator
     set_seed(spec.get("seed"))
@@ -89,6 +112,11 @@ def build_model(
     layers = spec.get("ablated_layers")
     if not layers and input_shape is None and sample_input is None:
         return model
+    infer_activation = spec.get("infer_activation", False)
+    if isinstance(infer_activation, list):
+        # Layer components that disagree on infer_activation: resolve each side by its own
+        # flag, then remove the union of names in one pass.
+        layers, infer_activation = _resolve_mixed(model, layers, infer_activation, trial), False
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         model = ablate(
@@ -96,11 +124,23 @@ def build_model(
             layers,
             input_shape=input_shape,
             sample_input=sample_input,
-            infer_activation=spec.get("infer_activation", False),
+            infer_activation=infer_activation,
             verbose=True,
-            trial=f"{spec.get('trial_id')} ({describe(spec)})",
+            trial=trial,
         )
     if log is not None:
         for line in out.getvalue().splitlines():
             log(line)
     return model
+
+
+def _resolve_mixed(model, layers: list, flags: list, trial: str) -> list[str]:
+    """Module names removed by ``layers`` where ``flags[i]`` is identifier i's infer_activation."""
+    from maggy.ablation.surgery import resolve_layers
+
+    names: list[str] = []
+    for flag in (False, True):
+        chosen = [ident for ident, f in zip(layers, flags) if bool(f) is flag]
+        if chosen:
+            names += [n for n in resolve_layers(model, chosen, flag, trial=trial) if n not in names]
+    return names

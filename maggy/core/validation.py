@@ -11,7 +11,7 @@ from maggy.ablation.study import AblationStudy
 from maggy.core.executor import TRAIN_FN_ARGS
 from maggy.core.trial_builder import build_dataset, build_model
 from maggy.exceptions import AblationError
-from maggy.trial import describe
+from maggy.trial import as_list, describe
 
 __all__ = ["check_train_fn", "check_study", "check_picklable", "preflight"]
 
@@ -111,7 +111,9 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
     """Builds every trial's dataset and model once, through the same code the executors use.
 
     Impossible ablations (an index out of range, an unknown name, a shape that cannot be
-    repaired) are collected across all trials and raised together.
+    repaired, a trial removing every feature or every layer) are collected across all
+    trials and raised together; trials removing several components are checked like any
+    other, so a coalition that cannot be built stops the study before Spark starts.
 
     Raises:
         AblationError: one message listing every invalid trial.
@@ -126,7 +128,7 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
             continue  # repeats build the same thing
         if spec.get("custom_model") is None and study.model.base_model_generator is None:
             continue
-        feature = spec.get("ablated_feature")
+        feature = tuple(as_list(spec.get("ablated_feature")))  # several in a multi-component trial
         try:
             if study.dataset_generator is not None or dataframe is not None:
                 if feature not in datasets:

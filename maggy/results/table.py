@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from maggy.trial import TrialStatus, check_direction, component_label, layer_label
+from maggy.trial import TrialStatus, check_direction, component_label, layer_label, listed, removed_labels
 
 TRIAL_COLUMNS = [
-    "trial_id", "ablated_feature", "ablated_layers", "custom_model", "metric", "delta",
+    "trial_id", "ablated_feature", "ablated_layers", "custom_model", "removed", "metric", "delta",
     "status", "steps", "duration_s", "executor", "error",
 ]
 _REPEAT_COLUMNS = ["repeat", "seed"]
@@ -21,7 +21,7 @@ COMPONENT_COLUMNS = [
 ]
 _TEXT_COLUMNS = {
     "trial_id", "ablated_feature", "ablated_layers", "custom_model", "status", "executor",
-    "error", "component",
+    "error", "component", "removed", "component_a", "component_b", "kind",
 }
 _INT_COLUMNS = {"steps", "repeat", "seed", "n"}
 
@@ -119,9 +119,10 @@ def _normalise(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         trial = {
             "trial_id": record.get("trial_id", str(position)),
             "index": int(_first(record.get("index"), position)),
-            "ablated_feature": record.get("ablated_feature"),
+            "ablated_feature": listed(record.get("ablated_feature")),
             "ablated_layers": _layer_label(record),
-            "custom_model": record.get("custom_model"),
+            "custom_model": listed(record.get("custom_model")),
+            "removed": removed_labels(record),
             "metric": metric,
             "status": _status(record.get("status"), metric),
             "steps": int(_first(record.get("steps"), len(history))),
@@ -250,10 +251,11 @@ def _groups_from_records(trials) -> dict[str, list[tuple[float, str]]]:
     """component label -> [(delta, status)] for every non-base trial, in declaration order."""
     groups: dict[str, list[tuple[float, str]]] = {}
     for t in trials:
-        if t["index"] == 0:
+        # The base trial and trials removing several components (pairs, coalitions) are
+        # not one component's effect.
+        if t["index"] == 0 or len(t["removed"]) != 1:
             continue
-        label = _component_label(t["ablated_feature"], t["ablated_layers"], t["custom_model"])
-        groups.setdefault(label, []).append((t["delta"], t["status"]))
+        groups.setdefault(t["removed"][0], []).append((t["delta"], t["status"]))
     return groups
 
 
@@ -261,7 +263,12 @@ def _groups_from_frame(frame: pd.DataFrame) -> dict[str, list[tuple[float, str]]
     # The trials table has no index column; the base trial is the one that removes nothing.
     groups: dict[str, list[tuple[float, str]]] = {}
     for row in frame.itertuples(index=False):
-        label = _component_label(row.ablated_feature, row.ablated_layers, row.custom_model)
+        removed = getattr(row, "removed", None)
+        if isinstance(removed, (list, tuple)):
+            if len(removed) == 1:
+                groups.setdefault(removed[0], []).append((_float(row.delta), row.status))
+            continue
+        label = _component_label(row.ablated_feature, row.ablated_layers, row.custom_model)  # older tables
         if label != "base":
             groups.setdefault(label, []).append((_float(row.delta), row.status))
     return groups

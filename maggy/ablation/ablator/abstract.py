@@ -32,6 +32,11 @@ class AbstractAblator(abc.ABC):
     #: How the policy is named in summaries ("------ LOCO Results ------"); defaults to the class name.
     title: Optional[str] = None
 
+    #: The early-stopping rule used when the config leaves ``es_policy`` unset (``None``).
+    #: Policies whose trials are combined into one number (pairs, Shapley) say ``"none"``:
+    #: a stopped trial has no final metric to combine.
+    default_es_policy: str = "median"
+
     def __init__(self, ablation_study: AblationStudy, repeats: int = 1, seed: Optional[int] = 0):
         self.ablation_study = ablation_study
         self.repeats = repeats
@@ -56,3 +61,11 @@ class AbstractAblator(abc.ABC):
 
     def finalize_experiment(self, trials: list) -> None:
         """Called once with every trial record when the experiment ends. No-op by default."""
+
+    def analysis(self) -> Optional[dict]:
+        """What the result adds beyond the per-component table, as plain data; ``None`` by default.
+
+        Kept in the run's config.json, so ``python -m maggy report`` rebuilds the same
+        result; :func:`maggy.results.interactions.add_analysis` reads it.
+        """
+        return None

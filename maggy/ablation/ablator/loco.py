@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 from maggy.ablation.ablator.abstract import AbstractAblator
-from maggy.ablation.study import Component
-from maggy.trial import make_spec
+from maggy.ablation.ablator.coalitions import coalition_spec
 
 __all__ = ["LOCO"]
-
-
-def _spec_fields(component: Component) -> dict:
-    """The trial-spec fields that leave out ``component``."""
-    if component.kind == "feature":
-        return {"ablated_feature": component.value}
-    if component.kind == "model":
-        return {"custom_model": component.value}
-    layers = {
-        "layer": lambda v: [v],
-        "group": lambda v: list(v),
-        "prefix": lambda v: [{"prefix": v}],
-    }[component.kind](component.value)
-    return {
-        "ablated_layers": layers,
-        "layer_label": component.label,
-        "infer_activation": component.infer_activation,
-    }
 
 
 class LOCO(AbstractAblator):
@@ -50,10 +31,10 @@ class LOCO(AbstractAblator):
         return (1 + len(self.ablation_study.components)) * self.repeats
 
     def initialize(self) -> None:
-        components = [None] + self.ablation_study.components
+        components: list = [None] + self.ablation_study.components
         self.trial_buffer = []
         for repeat in range(self.repeats):
             seed = None if self.seed is None else self.seed + repeat
             for index, component in enumerate(components):
-                fields = _spec_fields(component) if component is not None else {}
-                self.trial_buffer.append(make_spec(index, repeat=repeat, seed=seed, **fields))
+                removed = [component] if component is not None else []
+                self.trial_buffer.append(coalition_spec(index, removed, repeat=repeat, seed=seed))

@@ -1,0 +1,69 @@
+"""Trial specs that remove a set of components at once (a *coalition*).
+
+Shared by the policies that go beyond leave-one-out (pairs, Shapley). A coalition of one
+component gives exactly the spec LOCO gives for it, so its trial id is LOCO's.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from maggy.ablation.study import Component
+from maggy.trial import make_spec
+
+__all__ = ["coalition_spec", "component_label", "spec_fields"]
+
+_KIND_WORDS = {"feature": "feature", "layer": "layer", "group": "layer", "prefix": "layer", "model": "model"}
+
+
+def component_label(component: Component) -> str:
+    """How a component reads in results: ``"feature x1"``, ``"layer [2, 3]"``, ``"model small"``.
+
+    The same text as the ``component`` column of ``result["components"]``.
+
+    Example:
+        >>> component_label(Component("group", (2, 3)))
+        'layer [2, 3]'
+    """
+    return f"{_KIND_WORDS[component.kind]} {component.label}"
+
+
+def spec_fields(components: Sequence[Component]) -> dict:
+    """The trial-spec fields that leave out every component of ``components`` together.
+
+    One feature (or custom model) is a string, several a list; layers of every layer
+    component are concatenated into one ``ablated_layers`` list, removed with one repair
+    pass. ``infer_activation`` is a bool when all layer components agree, else a list with
+    one flag per identifier in ``ablated_layers``.
+    """
+    features = [c.value for c in components if c.kind == "feature"]
+    models = [c.value for c in components if c.kind == "model"]
+    layer_components = [c for c in components if c.kind in ("layer", "group", "prefix")]
+    fields: dict = {}
+    if features:
+        fields["ablated_feature"] = features[0] if len(features) == 1 else features
+    if models:
+        fields["custom_model"] = models[0] if len(models) == 1 else models
+    if layer_components:
+        layers, flags = [], []
+        for c in layer_components:
+            ids = {"layer": lambda v: [v], "group": list, "prefix": lambda v: [{"prefix": v}]}[c.kind](c.value)
+            layers += ids
+            flags += [c.infer_activation] * len(ids)
+        fields["ablated_layers"] = layers
+        fields["layer_label"] = " + ".join(c.label for c in layer_components)
+        fields["infer_activation"] = flags[0] if len(set(flags)) == 1 else flags
+    return fields
+
+
+def coalition_spec(index: int, components: Sequence[Component], repeat: int = 0,
+                   seed: Optional[int] = None) -> dict:
+    """The trial spec that removes every component of ``components`` (none: the base trial).
+
+    Example:
+        >>> spec = coalition_spec(5, [Component("feature", "x1"), Component("layer", 2)])
+        >>> spec["ablated_feature"], spec["ablated_layers"], spec["removed"]
+        ('x1', [2], ['feature x1', 'layer 2'])
+    """
+    return make_spec(index, repeat=repeat, seed=seed, removed=[component_label(c) for c in components],
+                     **spec_fields(components))
