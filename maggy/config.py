@@ -34,7 +34,9 @@ class AblationConfig:
         hb_interval: seconds between heartbeats when a trial reports nothing new.
         es_policy: ``"median"`` (the median stopping rule), ``"base"`` (stop a trial that
             trails the base trial, see ``es_margin``), ``"none"``, or an
-            ``AbstractEarlyStop`` instance.
+            ``AbstractEarlyStop`` instance; ``None`` (the default) takes the ablator's
+            default: the median rule for LOCO, none for pairs and Shapley (a stopped trial
+            has no final metric to combine with the others).
         es_interval: consult the early-stopping rule after every ``es_interval``-th step.
         es_min: finished trials needed before the median rule may stop anything.
         es_grace_steps: no early-stopping decision before a trial reported this many metrics.
@@ -49,6 +51,8 @@ class AblationConfig:
         resume: continue the latest run of this experiment, running only trials without
             a result in its journal.
         repeats: run every trial this many times with seeds ``seed .. seed + repeats - 1``.
+        max_trials: ``ablator="shapley"`` only: the budget, in trials per repeat; ``None``
+            means 4 per component.
         hb_timeout: seconds without a heartbeat after which a running trial counts as lost.
         tls: encrypt the driver's gRPC channel with a certificate made for this run, which
             executors pin (docs/faults.md); ``None`` (default): on when executors may run on
@@ -68,7 +72,7 @@ class AblationConfig:
     description: str = ""
     optimization_key: str = "metric"
     hb_interval: float = 1.0
-    es_policy: Union[str, Any] = "median"
+    es_policy: Union[str, Any, None] = None
     es_interval: int = 1
     es_min: int = 3
     es_grace_steps: int = 0
@@ -80,6 +84,7 @@ class AblationConfig:
     experiment_dir: str = "maggy_experiments"
     resume: bool = False
     repeats: int = 1
+    max_trials: Optional[int] = None
     hb_timeout: float = 60.0
     preflight: bool = True
     tls: Optional[bool] = None
@@ -109,6 +114,7 @@ class AblationConfig:
         _check_number("repeats", self.repeats, 1, integer=True)
         if self.tls is not None and not isinstance(self.tls, bool):
             raise ValueError(f"tls must be True, False or None (on when executors are remote), got {self.tls!r}")
+        _check_number("max_trials", self.max_trials, 1, integer=True, allow_none=True)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
 

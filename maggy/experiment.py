@@ -18,6 +18,7 @@ from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.spark import decide_slots, get_session
+from maggy.core.trial_builder import accepts_parameter
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
 from maggy.trial import TrialStatus
@@ -81,8 +82,9 @@ def lagom(
     ablator, specs = plan.ablator, plan.specs
     title = _title(ablator)
 
+    analysis = ablator.analysis()
     run_dir, earlier = _prepare_run_dir(config, specs)
-    _write_config(run_dir, config, specs, start_time=started, title=title)
+    _write_config(run_dir, config, specs, start_time=started, title=title, analysis=analysis)
     done = {r["trial_id"] for r in earlier}
     todo = [s for s in specs if s["trial_id"] not in done]
     if config.verbose:
@@ -95,10 +97,10 @@ def lagom(
         plotting = _ready_plotting()
         records += _run(train_fn, config, plan, todo, earlier, run_dir, spark)
     ablator.finalize_experiment(records)
-    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=title)
+    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=title, analysis=analysis)
     if plotting is not None:
         plotting.join()
-    return _report(records, config, run_dir, time.time() - started, title)
+    return _report(records, config, run_dir, time.time() - started, title, analysis)
 
 
 def _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs) -> tuple[Callable, AblationConfig]:
@@ -133,7 +135,8 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
         }
     )
     # A bad policy fails here, not after Spark started.
-    policy = make_policy(config.es_policy, config.es_min, grace_steps=config.es_grace_steps,
+    es_policy = config.es_policy if config.es_policy is not None else ablator.default_es_policy
+    policy = make_policy(es_policy, config.es_min, grace_steps=config.es_grace_steps,
                          margin=config.es_margin, patience=config.es_patience)
     ablator.initialize()
     specs = []
@@ -192,12 +195,15 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
     return driver.run(spark, slots)
 
 
-def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str) -> dict:
-    """Builds the result, writes result.json and the plot, and prints the summary."""
-    result = _results.build_result(records, config.direction, duration)
+def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str,
+            analysis: Optional[dict] = None) -> dict:
+    """Builds the result, writes result.json and the plots, and prints the summary."""
+    result = _results.add_analysis(_results.build_result(records, config.direction, duration), analysis)
     result["run_dir"] = run_dir
     _results.save_result(result, layout.result_path(run_dir))
     plot = _results.plot_effects(result, layout.plot_path(run_dir))
+    if "interactions" in result:
+        _results.plot_interactions(result, layout.interactions_plot_path(run_dir))
     if config.verbose:
         print(_results.format_summary(result, title=title))
         print(f"maggy: results in {run_dir}")
@@ -228,7 +234,13 @@ def _make_ablator(config: AblationConfig) -> AbstractAblator:
             raise ValueError(f"unknown ablator {ablator!r}; accepted: {sorted(ABLATORS)}, an AbstractAblator subclass or instance")
         ablator = ABLATORS[ablator.lower()]
     if isinstance(ablator, type) and issubclass(ablator, AbstractAblator):
-        return ablator(config.ablation_study, repeats=config.repeats, seed=config.seed)
+        extra = {}
+        if config.max_trials is not None:
+            if not accepts_parameter(ablator, "max_trials"):
+                raise ValueError(f"max_trials is the budget of ablator='shapley'; {ablator.__name__} takes none, "
+                                 f"got max_trials={config.max_trials!r}")
+            extra["max_trials"] = config.max_trials
+        return ablator(config.ablation_study, repeats=config.repeats, seed=config.seed, **extra)
     if isinstance(ablator, AbstractAblator):
         return ablator
     raise ValueError(f"ablator must be a name in {sorted(ABLATORS)}, an AbstractAblator subclass or instance, got {ablator!r}")

@@ -11,6 +11,8 @@ import inspect
 import io
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 from maggy.ablation.datasets import PandasDataset, input_info
 from maggy.ablation.study import AblationStudy
 from maggy.exceptions import AblationError
@@ -41,8 +43,10 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
         spec: the trial spec.
         dataframe: the catalog dataset (pandas) when the study names one.
 
+    A ``PandasDataset`` left without any feature gets one all-zero column instead (no
+    information), so that trial can still be built.
+
     Raises:
-        ValueError: the trial removes every feature of a ``PandasDataset``.
         TypeError: the dataset cannot remove features the way the trial needs.
     """
     features = as_list(spec.get("ablated_feature"))
@@ -67,10 +71,10 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
     for feature in features:
         dataset.ablate_feature(feature)
     if isinstance(dataset, PandasDataset) and features and not dataset.feature_names:
-        raise ValueError(
-            f"removing {features} leaves the dataset without any feature; a trial must keep at "
-            "least one (leave a feature out of the study, or use ablator='loco')"
-        )
+        # Every feature removed (a coalition of the Shapley policy always has this one): the
+        # model gets one all-zero column, so it can be built and learns only what needs no
+        # feature (the label's mean), the "no information" value such a coalition stands for.
+        dataset.data = np.zeros((len(dataset), 1), dtype=dataset.data.dtype)
     return dataset
 
 

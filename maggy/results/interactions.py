@@ -25,7 +25,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from maggy.results.table import FINISHED, _float, _frame, _interval
+from maggy.results.table import _float, _frame, _interval
+from maggy.trial import TrialStatus
 
 __all__ = [
     "INTERACTION_COLUMNS",
@@ -70,7 +71,7 @@ def coalition_values(trials: pd.DataFrame) -> dict[frozenset, dict[int, float]]:
     values: dict[frozenset, dict[int, float]] = {}
     for row in trials.itertuples(index=False):
         delta = _float(row.delta)
-        if row.status != FINISHED or math.isnan(delta) or not isinstance(row.removed, (list, tuple)):
+        if row.status != TrialStatus.FINISHED or math.isnan(delta) or not isinstance(row.removed, (list, tuple)):
             continue
         repeat = int(row.repeat) if has_repeat else 0
         values.setdefault(frozenset(row.removed), {})[repeat] = delta
