@@ -198,7 +198,9 @@ def describe(spec: Mapping[str, Any]) -> str:
         >>> describe(make_spec(3, ablated_feature="age", repeat=1))
         'feature age (repeat 1)'
     """
-    text = spec_label(spec)
+    removed = spec.get("removed") or []
+    # A trial removing several components (pairs, Shapley) names each: "feature x1 + layer 2".
+    text = " + ".join(removed) if len(removed) > 1 else spec_label(spec)
     if spec.get("repeat"):
         text += f" (repeat {spec['repeat']})"
     return text

@@ -165,5 +165,5 @@ def test_preflight_finds_a_coalition_that_removes_every_layer():
     ablator.initialize()
     # Rule (documented convention): a coalition that cannot be built stops the study before
     # Spark starts, naming the trial; the single removals are fine.
-    with pytest.raises(AblationError, match=r"(?s)1 of 4 trials cannot run.*layers 0 \+ 1.*every layer"):
+    with pytest.raises(AblationError, match=r"(?s)1 of 4 trials cannot run.*layer 0 \+ layer 1.*every layer"):
         preflight(study, ablator.trial_buffer, None)

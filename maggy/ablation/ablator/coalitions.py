@@ -9,23 +9,26 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from maggy.ablation.study import Component
-from maggy.trial import make_spec
+from maggy.trial import component_label, layer_label, make_spec
 
-__all__ = ["coalition_spec", "component_label", "spec_fields"]
-
-_KIND_WORDS = {"feature": "feature", "layer": "layer", "group": "layer", "prefix": "layer", "model": "model"}
+__all__ = ["coalition_spec", "removed_label", "spec_fields"]
 
 
-def component_label(component: Component) -> str:
+def removed_label(component: Component) -> str:
     """How a component reads in results: ``"feature x1"``, ``"layer [2, 3]"``, ``"model small"``.
 
-    The same text as the ``component`` column of ``result["components"]``.
+    maggy's one label formatter (:func:`maggy.trial.component_label`), so the text equals
+    the ``component`` column of ``result["components"]``.
 
     Example:
-        >>> component_label(Component("group", (2, 3)))
+        >>> removed_label(Component("group", (2, 3)))
         'layer [2, 3]'
     """
-    return f"{_KIND_WORDS[component.kind]} {component.label}"
+    if component.kind == "feature":
+        return component_label(feature=component.value)
+    if component.kind == "model":
+        return component_label(model=component.value)
+    return component_label(layers=component.label)
 
 
 def spec_fields(components: Sequence[Component]) -> dict:
@@ -51,7 +54,7 @@ def spec_fields(components: Sequence[Component]) -> dict:
             layers += ids
             flags += [c.infer_activation] * len(ids)
         fields["ablated_layers"] = layers
-        fields["layer_label"] = " + ".join(c.label for c in layer_components)
+        fields["layer_label"] = layer_components[0].label if len(layer_components) == 1 else layer_label(layers)
         fields["infer_activation"] = flags[0] if len(set(flags)) == 1 else flags
     return fields
 
@@ -65,5 +68,5 @@ def coalition_spec(index: int, components: Sequence[Component], repeat: int = 0,
         >>> spec["ablated_feature"], spec["ablated_layers"], spec["removed"]
         ('x1', [2], ['feature x1', 'layer 2'])
     """
-    return make_spec(index, repeat=repeat, seed=seed, removed=[component_label(c) for c in components],
+    return make_spec(index, repeat=repeat, seed=seed, removed=[removed_label(c) for c in components],
                      **spec_fields(components))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from maggy.ablation.ablator.abstract import AbstractAblator
-from maggy.ablation.ablator.coalitions import coalition_spec, component_label
+from maggy.ablation.ablator.coalitions import coalition_spec, removed_label
 from maggy.ablation.study import AblationStudy
 
 __all__ = ["Pairs"]
@@ -66,4 +66,4 @@ class Pairs(AbstractAblator):
 
     def analysis(self) -> dict:
         """``{"kind": "pairs", "components": [labels]}``, what the result adds."""
-        return {"kind": "pairs", "components": [component_label(c) for c in self.ablation_study.components]}
+        return {"kind": "pairs", "components": [removed_label(c) for c in self.ablation_study.components]}

@@ -8,7 +8,7 @@ import random
 from typing import Optional, Sequence
 
 from maggy.ablation.ablator.abstract import AbstractAblator
-from maggy.ablation.ablator.coalitions import coalition_spec, component_label
+from maggy.ablation.ablator.coalitions import coalition_spec, removed_label
 from maggy.ablation.ablator.pairs import check_components
 from maggy.ablation.study import AblationStudy
 
@@ -150,6 +150,6 @@ class Shapley(AbstractAblator):
     def analysis(self) -> dict:
         """``{"kind": "shapley", "components": [labels], "permutations": [[labels]] or None}``."""
         components, _, permutations = self._plan()
-        labels = [component_label(c) for c in components]
+        labels = [removed_label(c) for c in components]
         return {"kind": "shapley", "components": labels,
                 "permutations": None if permutations is None else [[labels[i] for i in p] for p in permutations]}
