@@ -6,12 +6,14 @@ component gives exactly the spec LOCO gives for it, so its trial id is LOCO's.
 
 from __future__ import annotations
 
+import abc
 from typing import Optional, Sequence
 
-from maggy.ablation.study import Component
+from maggy.ablation.ablator.abstract import AbstractAblator
+from maggy.ablation.study import AblationStudy, Component
 from maggy.trial import component_label, layer_label, make_spec
 
-__all__ = ["coalition_spec", "removed_label", "spec_fields"]
+__all__ = ["CoalitionAblator", "check_components", "coalition_spec", "removed_label", "spec_fields"]
 
 
 def removed_label(component: Component) -> str:
@@ -70,3 +72,50 @@ def coalition_spec(index: int, components: Sequence[Component], repeat: int = 0,
     """
     return make_spec(index, repeat=repeat, seed=seed, removed=[removed_label(c) for c in components],
                      **spec_fields(components))
+
+
+def check_components(study: AblationStudy, policy: str) -> list:
+    """The study's components; a policy over coalitions needs at least two.
+
+    Raises:
+        ValueError: fewer than two components, naming the policy.
+    """
+    components = study.components
+    if len(components) < 2:
+        raise ValueError(
+            f"ablator={policy!r} combines components and needs at least two, the study declares "
+            f"{len(components)}; declare more or use ablator='loco'"
+        )
+    return components
+
+
+class CoalitionAblator(AbstractAblator):
+    """A policy whose trials are coalitions: each repeat runs the same list of them.
+
+    Subclasses say which coalitions (:meth:`coalitions`); the base trial (the empty
+    coalition) must come first. Early stopping is off by default (``default_es_policy``):
+    these policies combine several trials' final metrics into one number, and a trial
+    stopped early has none.
+    """
+
+    default_es_policy = "none"
+
+    @abc.abstractmethod
+    def coalitions(self) -> list[list[Component]]:
+        """The coalitions one repeat runs, in run order, the empty one first."""
+
+    def get_number_of_trials(self) -> int:
+        return len(self.coalitions()) * self.repeats
+
+    def specs_for_repeat(self, repeat: int) -> list[dict]:
+        """The trial specs of repeat ``repeat`` (seed ``seed + repeat``), in run order.
+
+        One repeat at a time, so a policy that adds repeats while the experiment runs
+        can ask for the next one.
+        """
+        seed = None if self.seed is None else self.seed + repeat
+        return [coalition_spec(index, coalition, repeat=repeat, seed=seed)
+                for index, coalition in enumerate(self.coalitions())]
+
+    def initialize(self) -> None:
+        self.trial_buffer = [spec for repeat in range(self.repeats) for spec in self.specs_for_repeat(repeat)]

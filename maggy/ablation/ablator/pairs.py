@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from maggy.ablation.ablator.abstract import AbstractAblator
-from maggy.ablation.ablator.coalitions import coalition_spec, removed_label
-from maggy.ablation.study import AblationStudy
+
+from maggy.ablation.ablator.coalitions import CoalitionAblator, check_components, removed_label
 
 __all__ = ["Pairs"]
 
 
-def check_components(study: AblationStudy, policy: str) -> list:
-    """The study's components; a policy over coalitions needs at least two.
-
-    Raises:
-        ValueError: fewer than two components, naming the policy.
-    """
-    components = study.components
-    if len(components) < 2:
-        raise ValueError(
-            f"ablator={policy!r} combines components and needs at least two, the study declares "
-            f"{len(components)}; declare more or use ablator='loco'"
-        )
-    return components
-
-
-class Pairs(AbstractAblator):
+class Pairs(CoalitionAblator):
     """One base trial, one trial per component (as LOCO), then one trial per pair of components.
 
     ``n`` components cost ``1 + n + n (n - 1) / 2`` trials per repeat. The LOCO trials come
@@ -47,22 +31,11 @@ class Pairs(AbstractAblator):
     """
 
     title = "Pairs"
-    default_es_policy = "none"
 
-    def _coalitions(self) -> list[list]:
+    def coalitions(self) -> list[list]:
+        """The base, each component alone, then each pair in declaration order."""
         components = check_components(self.ablation_study, "pairs")
         return [[]] + [[c] for c in components] + [list(p) for p in itertools.combinations(components, 2)]
-
-    def get_number_of_trials(self) -> int:
-        return len(self._coalitions()) * self.repeats
-
-    def initialize(self) -> None:
-        coalitions = self._coalitions()
-        self.trial_buffer = [
-            coalition_spec(index, coalition, repeat=repeat, seed=None if self.seed is None else self.seed + repeat)
-            for repeat in range(self.repeats)
-            for index, coalition in enumerate(coalitions)
-        ]
 
     def analysis(self) -> dict:
         """``{"kind": "pairs", "components": [labels]}``, what the result adds."""

@@ -5,11 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from typing import Optional, Sequence
+from typing import Optional
 
-from maggy.ablation.ablator.abstract import AbstractAblator
-from maggy.ablation.ablator.coalitions import coalition_spec, removed_label
-from maggy.ablation.ablator.pairs import check_components
+from maggy.ablation.ablator.coalitions import CoalitionAblator, check_components, removed_label
 from maggy.ablation.study import AblationStudy
 
 __all__ = ["Shapley", "plan_coalitions", "min_budget"]
@@ -84,7 +82,7 @@ def _ordered(coalitions) -> list[tuple[int, ...]]:
     return sorted(coalitions, key=lambda c: (len(c) > 1, len(c), c))
 
 
-class Shapley(AbstractAblator):
+class Shapley(CoalitionAblator):
     """Trials over coalitions of removed components, for each component's Shapley value.
 
     A component's Shapley value is its average marginal delta over every order in which the
@@ -120,7 +118,6 @@ class Shapley(AbstractAblator):
     """
 
     title = "Shapley"
-    default_es_policy = "none"
 
     def __init__(self, ablation_study: AblationStudy, repeats: int = 1, seed: Optional[int] = 0,
                  max_trials: Optional[int] = None):
@@ -135,17 +132,10 @@ class Shapley(AbstractAblator):
         coalitions, permutations = plan_coalitions(len(components), budget, self.seed)
         return components, coalitions, permutations
 
-    def get_number_of_trials(self) -> int:
-        return len(self._plan()[1]) * self.repeats
-
-    def initialize(self) -> None:
+    def coalitions(self) -> list[list]:
+        """The planned coalitions (:func:`plan_coalitions`), as lists of components."""
         components, coalitions, _ = self._plan()
-        self.trial_buffer = [
-            coalition_spec(index, [components[i] for i in coalition], repeat=repeat,
-                           seed=None if self.seed is None else self.seed + repeat)
-            for repeat in range(self.repeats)
-            for index, coalition in enumerate(coalitions)
-        ]
+        return [[components[i] for i in coalition] for coalition in coalitions]
 
     def analysis(self) -> dict:
         """``{"kind": "shapley", "components": [labels], "permutations": [[labels]] or None}``."""
