@@ -59,6 +59,18 @@ def test_shapley_on_spark_gives_the_planted_values_and_they_are_efficient(spark,
     assert saved["analysis"]["kind"] == "shapley" and saved["es_policy"] is None
 
 
+def test_the_report_command_rebuilds_the_shapley_values_of_a_run(spark, tmp_path, capsys):
+    from maggy.__main__ import main
+
+    result = run(planted_study(), planted_loss, tmp_path, ablator="shapley", max_trials=10)
+    capsys.readouterr()
+    assert main(["report", result["run_dir"], "--no-plot"]) == 0
+    # Rule: the sampled orders are kept in config.json, so the report gives the same values.
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Shapley values"))
+    for row in result["components"].itertuples():
+        assert f"{row.component} {row.shapley:+.4f}" in line
+
+
 def test_pairs_on_spark_removes_layers_and_features_together_and_finds_the_redundant_pair(spark, tmp_path):
     study = planted_study()
     study.features.exclude("null", "x3")
