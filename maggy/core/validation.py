@@ -138,8 +138,9 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
             else:
                 dataset, input_key = None, None
             # What a model is built from, besides the seed: equal keys build equal models.
-            key = (spec.get("custom_model"), repr(spec.get("ablated_layers")),
-                   bool(spec.get("infer_activation")), input_key)
+            # (reprs: a coalition's fields may be lists)
+            key = (repr(spec.get("custom_model")), repr(spec.get("ablated_layers")),
+                   repr(spec.get("infer_activation")), input_key)
             if key in built:
                 continue  # e.g. every feature trial of a study: one model, one input width
             build_model(study, spec, dataset, log=log)

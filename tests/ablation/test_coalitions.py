@@ -155,6 +155,11 @@ def test_two_custom_models_in_one_trial_cannot_be_built():
     study.model.add_custom_model_generator(mlp, "b")
     with pytest.raises(AblationError, match="custom models"):
         build_model(study, coalition_spec(3, [Component("model", "a"), Component("model", "b")]))
+    ablator = Pairs(study)
+    ablator.initialize()
+    # Pre-flight finds it, with the same reason.
+    with pytest.raises(AblationError, match=r"(?s)1 of 4 trials cannot run.*model a \+ model b.*custom models"):
+        preflight(study, ablator.trial_buffer, None)
 
 
 def test_preflight_finds_a_coalition_that_removes_every_layer():
