@@ -83,7 +83,8 @@ def test_planted_example_reaches_the_expected_conclusions(spark, tmp_path, monke
 
     # Run in tmp (experiment directories land there), on the session's Spark.
     monkeypatch.chdir(tmp_path)
-    found = runpy.run_path(str(EXAMPLES / "planted_interactions.py"), run_name="planted_interactions")
+    # As "__main__", so cloudpickle ships its functions to the executors by value.
+    found = runpy.run_path(str(EXAMPLES / "planted_interactions.py"), run_name="__main__")
     loco = found["loco"]["components"].set_index("component")["mean_delta"]
     # LOCO: x1 and x2 each cover for the other, so each looks negligible beside x3.
     assert loco["feature x1"] < 0.05 * loco["feature x3"] and loco["feature x2"] < 0.05 * loco["feature x3"]
