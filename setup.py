@@ -23,6 +23,8 @@ setup(
         "torch>=2.0",
         "pandas>=1.5",
         "numpy>=1.23",
+        # Paired t-tests, Holm, signed-rank: the verdicts of maggy.statistics.
+        "scipy>=1.10",
         # The checked-in stubs were generated with grpcio-tools 1.85 / protobuf 7.35.
         "grpcio>=1.85.1",
         "protobuf>=7.35.1",
@@ -41,7 +43,13 @@ setup(
             "nbformat>=5",
             "ipykernel>=6",
             "grpcio-tools>=1.85.1",
+            # Spark Connect's client (the Connect tests start a local Connect server).
+            "grpcio-status>=1.85.1",
+            "googleapis-common-protos>=1.56",
+            "zstandard>=0.23",
         ],
+        # lagom(..., spark=<a Spark Connect session>): pyspark's Connect client needs these.
+        "connect": ["grpcio-status>=1.85.1", "googleapis-common-protos>=1.56", "zstandard>=0.23"],
     },
     entry_points={"console_scripts": ["maggy=maggy.__main__:main"]},
     classifiers=[

@@ -21,11 +21,22 @@ Measured three ways (one JSON line holds all three):
   goals are about (a notebook's second and later experiments).
 * ``no_session``: a fresh interpreter (subprocess) where ``lagom()`` starts the embedded
   session itself, so the JVM start-up counts.
+* ``connect_cold`` / ``connect_warm`` (with ``--connect``): the same on a Spark Connect session
+  (``SparkSession.builder.remote("local[S]")`` with ``maggy.spark_conf()``), in a process of its
+  own (a Connect client cannot share one with the classic session); compare them with
+  ``existing_session_cold`` / ``existing_session_warm`` of the same run.
+* ``user_session`` (first and later calls): a fresh interpreter creates its session the way a
+  user does, ``SparkSession.builder.master("local[S]").getOrCreate()``, and then calls
+  ``lagom()`` without ``spark=``: ``first`` is its first call (Spark's stock Python workers
+  start and import torch, maggy and grpc), ``later`` the median of ``--repeats`` more calls.
+  The issue-16 goals (first trial <= 1.5 s, last trial's end to return <= 0.15 s) are about
+  this session.
 * ``existing_session_after_idle`` (with ``--after-idle SECONDS``): one more ``lagom()`` after
   that long without a job. Spark retires Python workers idle for 60 s, so past a minute new
   workers are forked from the embedded session's daemon (which has torch imported already).
 
     python3 benchmarks/overhead.py [--trials 24] [--sleep 0.5] [--slots 2] [--repeats 3] [--after-idle 75]
+        [--skip-no-session] [--skip-user-session] [--user-session-only] [--connect]
 """
 
 from __future__ import annotations
@@ -141,6 +152,27 @@ def _median_run(runs: list[dict]) -> dict:
     return out
 
 
+def measure_user_session(trials: int, sleep: float, slots: int, repeats: int) -> dict:
+    """First and later ``lagom()`` calls on a session created as a user creates one."""
+    from pyspark.sql import SparkSession
+
+    # As in an activated virtual environment: Spark's workers run this interpreter.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    created = time.time()
+    SparkSession.builder.master(f"local[{slots}]").getOrCreate()
+    session_s = time.time() - created
+    first = measure(trials, sleep, slots)  # no spark=: lagom() finds the active session
+    later = _median_run([measure(trials, sleep, slots) for _ in range(repeats)])
+    return {"session_start_s": round(session_s, 3), "first": first, "later": later,
+            "master": f"local[{slots}]", "created_by": "SparkSession.builder.master(...).getOrCreate()"}
+
+
+def _child(flags: list) -> dict:
+    """Runs this script in a fresh interpreter and returns the JSON it prints last."""
+    child = subprocess.run([sys.executable, __file__, *flags], capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
@@ -151,21 +183,40 @@ def main() -> None:
                         help="also measure one lagom() after this many idle seconds (0: skip)")
     parser.add_argument("--no-session-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-no-session", action="store_true", help="skip the fresh-interpreter run")
+    parser.add_argument("--connect", action="store_true", help="also measure a Spark Connect session")
+    parser.add_argument("--connect-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-user-session", action="store_true", help="skip the user-created session run")
+    parser.add_argument("--user-session-only", action="store_true",
+                        help="only the user-created session (first and later calls); prints its JSON")
     args = parser.parse_args()
 
     if args.no_session_only:  # child process: lagom() starts the embedded session itself
         print(json.dumps(measure(args.trials, args.sleep, args.slots)))
         return
+    if args.connect_only:  # child process: a local Spark Connect server and its client
+        import maggy
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        spark = SparkSession.builder.remote(f"local[{args.slots}]").config(map=maggy.spark_conf()).getOrCreate()
+        cold = measure(args.trials, args.sleep, args.slots, spark)
+        warm = _median_run([measure(args.trials, args.sleep, args.slots, spark) for _ in range(args.repeats)])
+        print(json.dumps({"connect_cold": cold, "connect_warm": warm}))
+        spark.stop()
+        return
+    if args.user_session_only:
+        print(json.dumps(measure_user_session(args.trials, args.sleep, args.slots, args.repeats)))
+        return
 
     out = {"benchmark": "overhead", "trials": args.trials, "sleep_s": args.sleep, "slots": args.slots}
+    common = ["--trials", str(args.trials), "--sleep", str(args.sleep), "--slots", str(args.slots)]
+    # Fresh interpreters first, while this one has no JVM yet, so the children compete with nothing.
     if not args.skip_no_session:
-        # First, while this interpreter has no JVM yet, so the child competes with nothing.
-        child = subprocess.run(
-            [sys.executable, __file__, "--no-session-only", "--trials", str(args.trials),
-             "--sleep", str(args.sleep), "--slots", str(args.slots)],
-            capture_output=True, text=True, check=True,
-        )
-        out["no_session"] = json.loads(child.stdout.strip().splitlines()[-1])
+        out["no_session"] = _child(["--no-session-only", *common])
+    if not args.skip_user_session:
+        out["user_session"] = _child(["--user-session-only", "--repeats", str(args.repeats), *common])
+    if args.connect:
+        out.update(_child(["--connect-only", "--repeats", str(args.repeats), *common]))
 
     from maggy.core.spark import get_session
 
@@ -181,9 +232,16 @@ def main() -> None:
     out["setup"] = (
         f"LOCO base + {args.trials - 1} feature trials, train_fn sleeps; session local[{args.slots},3]; "
         "warm = later lagom() calls on the same session (Python workers reused), median makespan of "
-        f"{args.repeats}; cold = first lagom() after get_session(); no_session = fresh interpreter"
+        f"{args.repeats}; cold = first lagom() after get_session(); no_session = fresh interpreter; "
+        "user_session = fresh interpreter, SparkSession.builder.master(local[S]).getOrCreate(), then lagom()"
     )
+    if args.connect:
+        out["connect_over_classic"] = {
+            kind: round(out[f"connect_{kind}"]["ratio"] / out[f"existing_session_{kind}"]["ratio"], 4)
+            for kind in ("cold", "warm")
+        }
     out["cpus"] = os.cpu_count()
+    out["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out))
 
 

@@ -22,6 +22,19 @@ workers start with torch's default (every core each). ``--threads 0`` shows what
 on a machine with as many cores as slots.
 
     python3 benchmarks/training.py [--trials 12] [--steps 1500] [--slots 2] [--repeats 3]
+
+Paired mode (``--paired``, issue 16): a fresh interpreter creates its session the way a user
+does (``SparkSession.builder.master("local[2]").getOrCreate()``; ``--session embedded`` uses
+maggy's own session instead) and runs the same trainings alternately as a maggy experiment
+and in ``Pool(2)``, ``--repeats`` + 1 rounds in one sitting. Round 0 is the first call on both
+sides (Spark's workers start; a new pool, not warmed); later rounds reuse Spark's workers and
+warm a new pool before the clock. Each trial times its own body (building dataset and model,
+then training) with ``perf_counter`` and its CPU with ``thread_time``. Figures per round: the
+mean body time on each side and their ratio; for maggy the framework CPU per trial, which is
+the CPU of the driver, the JVM and Spark's Python workers (read from ``/proc``, see
+``proc_cpu.py``) during ``lagom()``, less the trial bodies' own CPU.
+
+    python3 benchmarks/training.py --paired [--session user|embedded] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maggy import experiment  # noqa: E402
+import proc_cpu  # noqa: E402
 from maggy.ablation import AblationStudy, MaggyDataset  # noqa: E402
 
 FEATURES = 32
@@ -125,6 +139,30 @@ def pool_job(args) -> float:
     return fit(make_model(dataset.input_shape[0]), dataset, steps, threads, reports, lambda v, s: None)
 
 
+def timed_pool_job(args) -> dict:
+    """:func:`pool_job`, timing its body as a maggy trial times its own."""
+    start, cpu = time.perf_counter(), time.thread_time()
+    pool_job(args)
+    return {"body_s": time.perf_counter() - start, "body_cpu_s": time.thread_time() - cpu}
+
+
+def make_timed_train_fn(steps: int, threads: int, reports: int, stamps: str):
+    """The train_fn of :func:`make_train_fn`, writing its body's wall and CPU seconds to ``stamps``."""
+    def train(model_function, dataset_function, reporter):
+        start, cpu = time.perf_counter(), time.thread_time()
+
+        def report(value, step):
+            reporter.broadcast(metric=value, step=step)
+
+        dataset = dataset_function()
+        loss = fit(model_function(), dataset, steps, threads, reports, report)
+        with open(os.path.join(stamps, f"{reporter.get_trial_id()}.json"), "w") as f:
+            json.dump({"body_s": time.perf_counter() - start, "body_cpu_s": time.thread_time() - cpu}, f)
+        return loss
+
+    return train
+
+
 def features_of(trials: int) -> list:
     return [None] + [f"f{i}" for i in range(trials - 1)]
 
@@ -189,6 +227,98 @@ def run_pool(ctx, trials: int, steps: int, slots: int, threads: int, reports: in
         return time.perf_counter() - start
 
 
+def run_maggy_timed(trials: int, steps: int, slots: int, spark, threads: int, reports: int) -> dict:
+    """One maggy run: makespan, the trials' bodies and the framework CPU around them."""
+    study = AblationStudy(dataset_generator=make_dataset)
+    study.model.set_base_model_generator(make_model)
+    study.features.include(*features_of(trials)[1:])
+    with tempfile.TemporaryDirectory(prefix="maggy-bench-") as tmp:
+        stamps = os.path.join(tmp, "stamps")
+        os.makedirs(stamps)
+        before = proc_cpu.framework_tree_cpu()
+        start = time.perf_counter()
+        result = experiment.lagom(
+            train_fn=make_timed_train_fn(steps, threads, reports, stamps), ablation_study=study, ablator="loco",
+            name="training", direction="min", num_executors=slots, es_policy="none", verbose=False,
+            experiment_dir=os.path.join(tmp, "exp"), spark=spark,
+        )
+        elapsed = time.perf_counter() - start
+        cpu = proc_cpu.delta(before, proc_cpu.framework_tree_cpu())
+        bodies = []
+        for name in os.listdir(stamps):
+            with open(os.path.join(stamps, name)) as f:
+                bodies.append(json.load(f))
+    if len(bodies) != trials or (result["trials"]["status"] != "finished").any():
+        raise RuntimeError(f"only {len(bodies)} of {trials} trials finished")
+    body_cpu = sum(b["body_cpu_s"] for b in bodies)
+    return {
+        "makespan_s": round(elapsed, 3),
+        "body_mean_s": round(statistics.mean(b["body_s"] for b in bodies), 4),
+        "cpu_s": cpu,
+        "framework_cpu_per_trial_s": round((cpu["total"] - body_cpu) / trials, 3),
+    }
+
+
+def run_pool_timed(ctx, trials: int, steps: int, slots: int, threads: int, reports: int, warm: bool) -> dict:
+    """One pool run (see :func:`run_pool`), with the mean body time of its trainings."""
+    jobs = [(f, steps, threads, reports) for f in features_of(trials)]
+    if warm:
+        ready = ctx.Semaphore(0)
+        pool = ctx.Pool(slots, initializer=_warm_worker, initargs=(ready,))
+        for _ in range(slots):
+            ready.acquire()
+    start = time.perf_counter()
+    if not warm:
+        pool = ctx.Pool(slots)
+    with pool:
+        bodies = pool.map(timed_pool_job, jobs, chunksize=1)
+        elapsed = time.perf_counter() - start
+    return {"makespan_s": round(elapsed, 3), "body_mean_s": round(statistics.mean(b["body_s"] for b in bodies), 4)}
+
+
+def paired(args) -> dict:
+    """The paired rounds (see the module docstring), in this interpreter."""
+    ctx = pool_context()
+    if args.session == "user":
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # as in an activated venv
+        SparkSession.builder.master(f"local[{args.slots}]").getOrCreate()
+        spark = None  # lagom() finds the active session, as in a notebook
+    else:
+        from maggy.core.spark import get_session
+
+        spark, _ = get_session(args.slots, 2)
+    common = (args.trials, args.steps, args.slots)
+    rounds = []
+    for i in range(args.repeats + 1):
+        runs = {}
+        # Alternate who goes first, so a drift in load elsewhere hits both sides alike.
+        for side in (("maggy", "pool") if i % 2 == 0 else ("pool", "maggy")):
+            if side == "maggy":
+                runs[side] = run_maggy_timed(*common, spark, args.threads, args.reports)
+            else:
+                runs[side] = run_pool_timed(ctx, *common, args.threads, args.reports, warm=i > 0)
+        runs["body_ratio"] = round(runs["maggy"]["body_mean_s"] / runs["pool"]["body_mean_s"], 4)
+        runs["makespan_ratio"] = round(runs["maggy"]["makespan_s"] / runs["pool"]["makespan_s"], 4)
+        rounds.append(runs)
+    later = rounds[1:]
+    return {
+        "benchmark": "training-paired",
+        "session": args.session,
+        "first_call": rounds[0],
+        "later_body_ratio_median": round(statistics.median(r["body_ratio"] for r in later), 4) if later else None,
+        "later_makespan_ratio_median": round(statistics.median(r["makespan_ratio"] for r in later), 4)
+        if later else None,
+        "later_framework_cpu_per_trial_s_median": round(statistics.median(
+            r["maggy"]["framework_cpu_per_trial_s"] for r in later), 3) if later else None,
+        "later_rounds": later,
+        "trials": args.trials, "steps": args.steps, "slots": args.slots, "threads": args.threads,
+        "torch": torch.__version__, "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
@@ -198,7 +328,24 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=10, help="broadcasts per trial; 0: every step")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads in each training; 0: leave torch's default")
+    parser.add_argument("--paired", action="store_true",
+                        help="paired body timing and framework CPU in a fresh interpreter (see above)")
+    parser.add_argument("--session", choices=("user", "embedded"), default="user",
+                        help="--paired: a session created as a user does, or maggy's embedded one")
+    parser.add_argument("--paired-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.paired_child:
+        print(json.dumps(paired(args)))
+        return
+    if args.paired:  # a fresh interpreter, so its first lagom() is a real first call
+        import subprocess
+
+        flags = [a for a in sys.argv[1:] if a != "--paired"]
+        child = subprocess.run([sys.executable, __file__, "--paired-child", *flags],
+                               stdout=subprocess.PIPE, text=True, check=True)
+        print(child.stdout.strip().splitlines()[-1])
+        return
 
     ctx = pool_context()
     from maggy.core.spark import get_session

@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 
 __version__ = "0.1.0"
 
-__all__ = ["experiment", "AblationConfig", "AblationError", "EarlyStopException", "MaggyError", "__version__"]
+__all__ = ["experiment", "AblationConfig", "AblationError", "EarlyStopException", "MaggyError", "spark_conf", "__version__"]
 
 
 def __getattr__(name):
@@ -34,4 +34,6 @@ def __getattr__(name):
         return importlib.import_module("maggy.experiment")
     if name == "AblationConfig":
         return importlib.import_module("maggy.config").AblationConfig
+    if name == "spark_conf":
+        return importlib.import_module("maggy.core.session").spark_conf
     raise AttributeError(f"module 'maggy' has no attribute {name!r}")

@@ -7,7 +7,6 @@ effect plot — also for a run that is still going or was interrupted.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -117,7 +116,9 @@ def _report(path: str, plot: bool) -> int:
     duration, how = _duration(config, records, run_dir)
     if how:
         notes.append(how)
-    result = results.add_analysis(results.build_result(records, direction, duration), config.get("analysis"))
+    result = results.add_analysis(
+        results.build_result(records, direction, duration, judging=_judging(config)), config.get("analysis")
+    )
     notes += _missing_trials(config.get("trials"), records)
     for note in notes:
         print(f"note: {note}")
@@ -133,6 +134,15 @@ def _report(path: str, plot: bool) -> int:
                            "display.max_colwidth", 60):
         print(table.to_string(index=False))
 
+    components = result["components"]
+    if not components.empty:
+        print()
+        shown = components[["component", "n", "mean_delta", "ci_low", "ci_high", "p_adjusted", "verdict",
+                            "reason", "stopped"]]
+        with pd.option_context("display.width", 250, "display.max_columns", None,
+                               "display.max_colwidth", 70, "display.float_format", "{:.4g}".format):
+            print(shown.to_string(index=False))
+
     if plot:
         target = layout.plot_path(run_dir)
         try:
@@ -143,6 +153,17 @@ def _report(path: str, plot: bool) -> int:
         except OSError as e:
             print(f"\nnote: could not write {target!r}: {e}")
     return 0
+
+
+def _judging(config: Mapping[str, Any]) -> dict[str, Any]:
+    """How the run judged its components, from its config.json (defaults where absent)."""
+    adaptive = config.get("repeats") == "auto"
+    return {
+        "alpha": config.get("alpha", 0.05),
+        "min_effect": config.get("min_effect"),
+        "min_repeats": config.get("min_repeats", 3) if adaptive else None,
+        "max_repeats": config.get("max_repeats", 10) if adaptive else None,
+    }
 
 
 def _read_config(run_dir: str) -> tuple[dict[str, Any], list[str]]:
@@ -167,21 +188,14 @@ def _title(config: Mapping[str, Any]) -> str:
     return "LOCO" if name in ("loco", "loco_pytorch") else str(ablator)
 
 
-_START_KEYS = ("start_time", "started_at", "start")
-_END_KEYS = ("end_time", "finished_at", "end")
-
-
 def _duration(config, records, run_dir) -> tuple[float, str | None]:
     """Experiment wall time and, when it is an estimate, a note saying how it was obtained.
 
-    In order: config.json's ``duration`` or start/end timestamps, result.json's ``duration``
-    (the run ended), start until the last journal write (the run did not end), the sum of
-    the trials' durations.
+    In order: config.json's ``start_time`` and ``end_time`` (seconds since the epoch, as
+    lagom() writes them), result.json's ``duration`` (the run ended), start until the last
+    journal write (the run did not end), the sum of the trials' durations.
     """
-    if isinstance(config.get("duration"), (int, float)):
-        return float(config["duration"]), None
-    start = next((_timestamp(config[k]) for k in _START_KEYS if k in config), None)
-    end = next((_timestamp(config[k]) for k in _END_KEYS if k in config), None)
+    start, end = _timestamp(config.get("start_time")), _timestamp(config.get("end_time"))
     if start is not None and end is not None:
         return max(0.0, end - start), None
     saved = _saved_duration(run_dir)
@@ -206,14 +220,7 @@ def _saved_duration(run_dir: str) -> float | None:
 
 
 def _timestamp(value: Any) -> float | None:
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None
-    return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _missing_trials(specs, records) -> list[str]:

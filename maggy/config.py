@@ -50,7 +50,18 @@ class AblationConfig:
         experiment_dir: where runs are written (``<experiment_dir>/<name>/run_N``).
         resume: continue the latest run of this experiment, running only trials without
             a result in its journal.
-        repeats: run every trial this many times with seeds ``seed .. seed + repeats - 1``.
+        repeats: run every trial this many times with seeds ``seed .. seed + repeats - 1``;
+            ``"auto"``: run ``min_repeats`` paired repeats, then one more repeat at a time of
+            the base trial and the components still ``undetermined``, up to ``max_repeats``
+            (docs/reading.md).
+        min_repeats: repeats before ``repeats="auto"`` first judges the components (>= 2).
+        max_repeats: most repeats ``repeats="auto"`` runs.
+        alpha: significance level of the study's verdicts (Holm over components; spent
+            over the looks of ``repeats="auto"``).
+        min_effect: effects whose whole 95% interval lies within ±``min_effect`` are
+            ``negligible``; ``None``: no component is called negligible.
+        noise_runs: run the base trial this many extra times (seeds after the repeats'), a
+            cheap estimate of run-to-run noise; single-run deltas within it are flagged.
         max_trials: ``ablator="shapley"`` only: the budget, in trials per repeat; ``None``
             means 4 per component.
         hb_timeout: seconds without a heartbeat after which a running trial counts as lost.
@@ -60,6 +71,14 @@ class AblationConfig:
         preflight: build every trial's model on the driver before starting Spark, so
             impossible ablations fail in seconds.
         verbose: show the progress bar and print the summary.
+        gpus_per_trial: GPUs each trial gets, requested from Spark per task with a task
+            ``ResourceProfile`` (on a local master: the slot's own share of the machine's
+            GPUs); ``None`` takes what the session assigns (``spark.task.resource.gpu.amount``).
+        cpus_per_trial: CPU cores each trial gets, requested the same way; ``None`` uses
+            ``spark.task.cpus``.
+        data_cache_mb: memory budget, in MB, of each Python worker's cache of the catalog
+            columns it read (consecutive trials reuse them instead of reading again); 0
+            turns the cache off.
 
     Example:
         >>> config = AblationConfig(ablation_study=study, direction="min", name="Titanic-LOCO")  # doctest: +SKIP
@@ -83,12 +102,20 @@ class AblationConfig:
     max_trial_retries: int = 2
     experiment_dir: str = "maggy_experiments"
     resume: bool = False
-    repeats: int = 1
+    repeats: Union[int, str] = 1
     max_trials: Optional[int] = None
     hb_timeout: float = 60.0
     preflight: bool = True
     tls: Optional[bool] = None
     verbose: bool = True
+    alpha: float = 0.05
+    min_effect: Optional[float] = None
+    noise_runs: int = 0
+    min_repeats: int = 3
+    max_repeats: int = 10
+    gpus_per_trial: Optional[int] = None
+    cpus_per_trial: Optional[int] = None
+    data_cache_mb: float = 1024.0
 
     def __post_init__(self):
         if not isinstance(self.ablation_study, AblationStudy):
@@ -111,12 +138,37 @@ class AblationConfig:
         _check_number("es_patience", self.es_patience, 1, integer=True)
         _check_number("num_executors", self.num_executors, 1, integer=True, allow_none=True)
         _check_number("max_trial_retries", self.max_trial_retries, 0, integer=True)
-        _check_number("repeats", self.repeats, 1, integer=True)
         if self.tls is not None and not isinstance(self.tls, bool):
             raise ValueError(f"tls must be True, False or None (on when executors are remote), got {self.tls!r}")
         _check_number("max_trials", self.max_trials, 1, integer=True, allow_none=True)
+        if self.repeats != "auto":
+            try:
+                _check_number("repeats", self.repeats, 1, integer=True)
+            except ValueError:
+                raise ValueError(f"repeats must be an int >= 1 or 'auto', got {self.repeats!r}") from None
+        _check_number("min_repeats", self.min_repeats, 2, integer=True)
+        _check_number("max_repeats", self.max_repeats, self.min_repeats, integer=True)
+        _check_number("noise_runs", self.noise_runs, 0, integer=True)
+        _check_number("min_effect", self.min_effect, 0, allow_none=True)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be a number between 0 and 1 (exclusive), got {self.alpha!r}")
+        if self.repeats == "auto" and self.noise_runs:
+            raise ValueError("noise_runs is for single runs; repeats='auto' already repeats the base trial: drop noise_runs")
+        _check_number("gpus_per_trial", self.gpus_per_trial, 1, integer=True, allow_none=True)
+        _check_number("cpus_per_trial", self.cpus_per_trial, 1, integer=True, allow_none=True)
+        _check_number("data_cache_mb", self.data_cache_mb, 0)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+
+    def judging(self) -> dict:
+        """The options :func:`maggy.results.build_result` judges components with."""
+        adaptive = self.repeats == "auto"
+        return {
+            "alpha": self.alpha,
+            "min_effect": self.min_effect,
+            "min_repeats": self.min_repeats if adaptive else None,
+            "max_repeats": self.max_repeats if adaptive else None,
+        }
 
     def to_dict(self) -> dict:
         """The JSON-serialisable part of the config (objects are shown by name)."""

@@ -15,7 +15,7 @@ import pandas as pd
 
 from maggy.util import to_pandas
 
-__all__ = ["register", "load", "path_of", "catalog_root"]
+__all__ = ["register", "load", "path_of", "catalog_root", "raise_missing"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -91,14 +91,23 @@ def load(name: str, version: int, root: Optional[str] = None) -> pd.DataFrame:
 
         return to_pandas(SparkSession.builder.getOrCreate().read.parquet(path))
     if not os.path.isdir(path):
-        root_dir = root or catalog_root()
-        known = []
-        if os.path.isdir(root_dir):
-            for ds in sorted(os.listdir(root_dir)):
-                versions = sorted(os.listdir(os.path.join(root_dir, ds))) if os.path.isdir(os.path.join(root_dir, ds)) else []
-                known.append(f"{ds} ({', '.join(versions)})")
-        raise FileNotFoundError(
-            f"dataset {name!r} version {version} is not in the catalog at {root_dir}; "
-            f"it has: {', '.join(known) or 'nothing'}. Register it with maggy.datasets.register()"
-        )
+        raise_missing(name, version, root)
     return pd.read_parquet(path)
+
+
+def raise_missing(name: str, version: int, root: Optional[str] = None) -> None:
+    """Raises the error for a dataset the catalog lacks, listing what it has.
+
+    Raises:
+        FileNotFoundError: always.
+    """
+    root_dir = root or catalog_root()
+    known = []
+    if os.path.isdir(root_dir):
+        for ds in sorted(os.listdir(root_dir)):
+            versions = sorted(os.listdir(os.path.join(root_dir, ds))) if os.path.isdir(os.path.join(root_dir, ds)) else []
+            known.append(f"{ds} ({', '.join(versions)})")
+    raise FileNotFoundError(
+        f"dataset {name!r} version {version} is not in the catalog at {root_dir}; "
+        f"it has: {', '.join(known) or 'nothing'}. Register it with maggy.datasets.register()"
+    )

@@ -12,13 +12,18 @@ from typing import Any, Callable, NamedTuple, Optional
 from maggy import layout
 from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
+from maggy.ablation.ablator.coalitions import CoalitionAblator
 from maggy.config import AblationConfig
+from maggy.core.data.plan import source_for, staged
 from maggy.core.driver import Driver
 from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
 from maggy.core.scheduler import TrialScheduler
+from maggy.core.launch import make_launch
+from maggy.core.shipping import ship_by_value
 from maggy.core.spark import decide_slots, get_session
 from maggy.core.trial_builder import accepts_parameter
+from maggy.core.trial_builder import experiment_rules
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
 from maggy.trial import TrialStatus
@@ -34,8 +39,9 @@ class _Plan(NamedTuple):
 
     ablator: AbstractAblator
     specs: list[dict]
-    dataframe: Any  # the catalog dataset (pandas), or None
+    data: Any  # the training data as a core.data.DataSource (schema and files, no rows), or None
     policy: AbstractEarlyStop
+    rules: dict  # the repair rules the experiment carries to its executors
 
 
 def lagom(
@@ -78,12 +84,20 @@ def lagom(
     """
     started = time.time()
     train_fn, config = _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs)
+    # The user's helper modules travel with the tasks where executors could not import them.
+    with ship_by_value(_user_code(train_fn, config.ablation_study).values()):
+        return _lagom(train_fn, config, spark, started)
+
+
+def _lagom(train_fn: Callable, config: AblationConfig, spark: Any, started: float) -> dict:
     plan = _plan(train_fn, config)
     ablator, specs = plan.ablator, plan.specs
     title = _title(ablator)
 
     analysis = ablator.analysis()
     run_dir, earlier = _prepare_run_dir(config, specs)
+    if ablator.adaptive and earlier:
+        earlier = _replay(ablator, specs, earlier, run_dir)
     _write_config(run_dir, config, specs, start_time=started, title=title, analysis=analysis)
     done = {r["trial_id"] for r in earlier}
     todo = [s for s in specs if s["trial_id"] not in done]
@@ -120,31 +134,32 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     train_args = check_train_fn(train_fn)
     study = config.ablation_study
     ablator = _make_ablator(config)
-    dataframe = None
-    if study.dataset_generator is None and study.name is not None:
-        from maggy import datasets
-
-        dataframe = datasets.load(study.name, study.version)
-    check_study(study, train_args, dataframe)
-    check_picklable(
-        {
-            "train_fn": train_fn,
-            "the base model generator": study.model.base_model_generator,
-            "the dataset generator": study.dataset_generator,
-            **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
-        }
-    )
+    data = source_for(study, config.data_cache_mb)  # the executors read the rows
+    check_study(study, train_args, data)
+    check_picklable(_user_code(train_fn, study))
     # A bad policy fails here, not after Spark started.
     es_policy = config.es_policy if config.es_policy is not None else ablator.default_es_policy
     policy = make_policy(es_policy, config.es_min, grace_steps=config.es_grace_steps,
                          margin=config.es_margin, patience=config.es_patience)
+    ablator.configure(config)
     ablator.initialize()
     specs = []
     while (spec := ablator.get_trial()) is not None:
         specs.append(spec)
+    rules = experiment_rules(study)
     if config.preflight:
-        preflight(study, specs, dataframe)
-    return _Plan(ablator, specs, dataframe, policy)
+        preflight(study, specs, data.schema_only() if data is not None else None, rules=rules)
+    return _Plan(ablator, specs, data, policy, rules)
+
+
+def _user_code(train_fn: Any, study) -> dict[str, Any]:
+    """What of the user's the executors unpickle, by description."""
+    return {
+        "train_fn": train_fn,
+        "the base model generator": study.model.base_model_generator,
+        "the dataset generator": study.dataset_generator,
+        **{f"custom model generator {n!r}": g for n, g in study.model.custom_model_generators.items()},
+    }
 
 
 def _ready_plotting() -> Optional[threading.Thread]:
@@ -168,7 +183,9 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         # is re-run; max_trial_retries is what bounds each trial.
         task_retries = max(_EMBEDDED_TASK_RETRIES, config.max_trial_retries)
         spark, _ = get_session(config.num_executors or min(len(todo), os.cpu_count() or 1), task_retries)
-    slots = decide_slots(config.num_executors, spark.sparkContext.defaultParallelism, len(todo))
+    launch = make_launch(spark, config.gpus_per_trial, config.cpus_per_trial)
+    launch.check()  # what this session cannot do fails here, before any trial
+    slots = decide_slots(config.num_executors, launch.slots(len(todo)), len(todo))
     scheduler = TrialScheduler(
         todo,
         policy=plan.policy,
@@ -177,6 +194,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         max_trial_retries=config.max_trial_retries,
         finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == TrialStatus.FINISHED],
         base_histories={r.get("repeat", 0): [v for _, v in r.get("history", [])] for r in earlier if r.get("index") == 0},
+        open_ended=plan.ablator.adaptive,
     )
     tensorboard = layout.tensorboard_path(run_dir)
     driver = Driver(
@@ -187,18 +205,22 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         optimization_key=config.optimization_key,
         hb_interval=config.hb_interval,
         hb_timeout=config.hb_timeout,
-        dataframe=plan.dataframe,
+        data=staged(plan.data, config.ablation_study, run_dir),
         progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
         on_record=lambda record: _results.write_tensorboard(record, tensorboard),
         tls=config.tls,
+        tensorboard_dir=tensorboard,
+        repair_rules=plan.rules,
+        more_trials=_more_trials(plan, earlier) if plan.ablator.adaptive else None,
     )
-    return driver.run(spark, slots)
+    return driver.run(launch, slots)
 
 
 def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str,
             analysis: Optional[dict] = None) -> dict:
     """Builds the result, writes result.json and the plots, and prints the summary."""
-    result = _results.add_analysis(_results.build_result(records, config.direction, duration), analysis)
+    result = _results.add_analysis(
+        _results.build_result(records, config.direction, duration, judging=config.judging()), analysis)
     result["run_dir"] = run_dir
     _results.save_result(result, layout.result_path(run_dir))
     plot = _results.plot_effects(result, layout.plot_path(run_dir))
@@ -209,6 +231,35 @@ def _report(records: list[dict], config: AblationConfig, run_dir: str, duration:
         print(f"maggy: results in {run_dir}")
         _results.show_plot(plot)
     return result
+
+
+def _replay(ablator: AbstractAblator, specs: list[dict], earlier: list[dict], run_dir: str) -> list[dict]:
+    """Rebuilds an adaptive ablator's state from a resumed run's journal.
+
+    Hands the ablator the journaled records of the trials it knows, adding what it returns
+    to ``specs`` (in place), until it returns nothing: the trials it had scheduled before
+    the run stopped are scheduled again and those with a record are not rerun.
+    Returns the journaled records of every trial in ``specs``.
+    """
+    journaled = read_journal(layout.journal_path(run_dir))
+    while True:
+        known = {s["trial_id"] for s in specs}
+        earlier = [r for r in journaled if r.get("trial_id") in known]
+        added = ablator.more_trials(earlier)
+        if not added:
+            return earlier
+        specs += added
+
+
+def _more_trials(plan: _Plan, earlier: list[dict]) -> Callable[[list], list]:
+    """The driver's hook: the ablator's next trials given every record so far."""
+
+    def more(records: list) -> list:
+        added = plan.ablator.more_trials(earlier + records)
+        plan.specs.extend(added)  # config.json lists them at the end
+        return added
+
+    return more
 
 
 def _make_config(config: Optional[AblationConfig], kwargs: dict) -> AblationConfig:
@@ -233,6 +284,13 @@ def _make_ablator(config: AblationConfig) -> AbstractAblator:
         if ablator.lower() not in ABLATORS:
             raise ValueError(f"unknown ablator {ablator!r}; accepted: {sorted(ABLATORS)}, an AbstractAblator subclass or instance")
         ablator = ABLATORS[ablator.lower()]
+    if config.repeats == "auto" and (
+        (isinstance(ablator, type) and issubclass(ablator, CoalitionAblator)) or isinstance(ablator, CoalitionAblator)
+    ):
+        # Adaptive repeats judge single components; pairs/Shapley values are not judged that way yet.
+        name = ablator.__name__ if isinstance(ablator, type) else type(ablator).__name__
+        raise ValueError(f"repeats='auto' works with ablator='loco' only; {name} takes a fixed number of "
+                         f"repeats (an int >= 1), got repeats='auto'")
     if isinstance(ablator, type) and issubclass(ablator, AbstractAblator):
         extra = {}
         if config.max_trials is not None:

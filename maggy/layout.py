@@ -10,6 +10,8 @@
             tensorboard/<trial_id>/     tensorboard_path(run, trial_id): the trial's scalars
             result.json                 result_path(run): the final result
             effects.png                 plot_path(run): each component's effect
+            spark_errors.txt            spark_errors_path(run): full text of a failed Spark job
+            data/                       staged_data_path(run): a study's dataframe= as parquet
 
 A new run takes the next free number; ``resume=True`` and ``python -m maggy report`` read the
 highest. Everything else asks this module for a path instead of spelling a name itself.
@@ -25,7 +27,8 @@ from typing import Optional, Union
 __all__ = [
     "JOURNAL", "experiment_path", "run_path", "run_numbers", "latest_run", "new_run",
     "is_journal", "config_path", "journal_path", "result_path", "plot_path", "log_path",
-    "tensorboard_path", "trial_tensorboard_path",
+    "tensorboard_path", "trial_tensorboard_path", "spark_errors_path",
+    "tensorboard_path", "trial_tensorboard_path", "staged_data_path",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -38,6 +41,8 @@ _PLOT = "effects.png"
 _INTERACTIONS_PLOT = "interactions.png"
 _LOGS = "logs"
 _TENSORBOARD = "tensorboard"
+_SPARK_ERRORS = "spark_errors.txt"
+_DATA = "data"
 _RUN = re.compile(r"run_(\d+)")
 
 
@@ -107,6 +112,11 @@ def result_path(run: PathLike) -> str:
     return os.path.join(os.fspath(run), _RESULT)
 
 
+def staged_data_path(run: PathLike) -> str:
+    """Where a study's ``dataframe=`` is written as parquet for the executors, ``data/``."""
+    return os.path.join(os.fspath(run), _DATA)
+
+
 def plot_path(run: PathLike) -> str:
     """The run's effect plot, ``effects.png``."""
     return os.path.join(os.fspath(run), _PLOT)
@@ -141,3 +151,8 @@ def tensorboard_path(run: PathLike, trial_id: Optional[str] = None) -> str:
 def trial_tensorboard_path(tensorboard: PathLike, trial_id: str) -> str:
     """A trial's folder inside a TensorBoard log folder (``tensorboard_path(run)`` in a run)."""
     return os.path.join(os.fspath(tensorboard), str(trial_id))
+
+
+def spark_errors_path(run: PathLike) -> str:
+    """The run's ``spark_errors.txt``: the full text of each Spark job failure (only if one failed)."""
+    return os.path.join(os.fspath(run), _SPARK_ERRORS)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
+import sys
 import warnings
 from typing import Any, Optional
 
@@ -28,11 +28,25 @@ def pick_device(gpu_addresses: Optional[list] = None, slot: int = 0) -> str:
     """
     if gpu_addresses:
         return f"cuda:{gpu_addresses[0]}"
+    if "torch" not in sys.modules and not _may_have_gpu():
+        # Importing torch only to learn there is no GPU took 1.5-3 s in a fresh Spark worker.
+        return "cpu"
     import torch
 
     if torch.cuda.is_available() and torch.cuda.device_count() > 0:
         return f"cuda:{slot % torch.cuda.device_count()}"
     return "cpu"
+
+
+def _may_have_gpu() -> bool:
+    """False when this is Linux and no GPU device node exists (then torch would find none).
+
+    CUDA needs ``/dev/nvidiactl`` and ROCm ``/dev/kfd``; elsewhere than Linux, or with
+    either present, only torch can tell.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/kfd")
 
 
 def _set_current_device(device: Optional[str]) -> None:
@@ -43,7 +57,8 @@ def _set_current_device(device: Optional[str]) -> None:
     if device is not None and device.startswith("cuda"):
         import torch
 
-        torch.cuda.set_device(torch.device(device))
+        if torch.cuda.is_available():  # Spark may hand out addresses of GPUs this process cannot use
+            torch.cuda.set_device(torch.device(device))
 
 
 def get_device():
@@ -65,7 +80,11 @@ def get_device():
 
 
 def set_seed(seed: Optional[int]) -> None:
-    """Seeds ``random``, numpy and torch (CPU and CUDA); ``None`` does nothing."""
+    """Seeds ``random``, numpy and torch (CPU and CUDA); ``None`` does nothing.
+
+    String hashing is not seeded: ``PYTHONHASHSEED`` is read once, when an interpreter
+    starts, so setting it in a running one has no effect.
+    """
     if seed is None:
         return
     import numpy as np
@@ -74,7 +93,6 @@ def set_seed(seed: Optional[int]) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
 
 
 def to_pandas(df: Any):

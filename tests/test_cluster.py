@@ -3,28 +3,24 @@
 Run alone with ``python -m pytest -m cluster``.
 """
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
+from standalone import standalone_cluster
 from tiny_study import SOURCE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-STUDY = textwrap.dedent(
+# The train_fn lives in a helper module next to the script, as in a user's project; the
+# workers' Python cannot import that module, so it must travel by value.
+HELPERS = textwrap.dedent(
     """
     import os, signal, sys, time
-    from pyspark.sql import SparkSession
-    from maggy import experiment
-    from maggy.ablation import AblationStudy
 
     MASTER, OUT = sys.argv[1], sys.argv[2]
 
@@ -44,6 +40,16 @@ STUDY = textwrap.dedent(
             os.kill(parent_of(os.getppid()), signal.SIGKILL)
             time.sleep(30)
         return {"base": 1.0, "a": 2.0, "b": 3.0, "c": 4.0, "d": 5.0}[feature]
+    """
+)
+
+STUDY = textwrap.dedent(
+    """
+    import os, sys
+    from pyspark.sql import SparkSession
+    from maggy import experiment
+    from maggy.ablation import AblationStudy
+    from cluster_helpers import FeatureTag, MASTER, OUT, train
 
     spark = (SparkSession.builder.master(MASTER).appName("maggy-cluster-test")
              .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
@@ -56,72 +62,32 @@ STUDY = textwrap.dedent(
                               experiment_dir=os.path.join(OUT, "exp"), num_executors=2, es_policy="none",
                               verbose=False)
     print("RUN_DIR=" + result["run_dir"])
+    print("ERRORS=" + repr(sorted(set(result["trials"]["error"].dropna()))))
     spark.stop()
     """
 )
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
 @pytest.fixture
 def cluster(tmp_path):
     """A standalone master and two 1-core workers from the installed pyspark; stopped afterwards."""
-    import pyspark
-
-    spark_class = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
-    port = free_port()
-    env = dict(os.environ, SPARK_LOG_DIR=str(tmp_path / "logs"), PYSPARK_PYTHON=sys.executable,
-               SPARK_WORKER_DIR=str(tmp_path / "work"))
-    logs = tmp_path / "daemons.log"
-    processes = []
-    with open(logs, "ab") as log:
-        def start(*args):
-            processes.append(subprocess.Popen([spark_class, *args], env=env, stdout=log, stderr=log, start_new_session=True))
-
-        try:
-            start("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                  "--webui-port", str(free_port()))
-            wait_for_port(port)
-            for _ in range(2):
-                start("org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
-                      "--webui-port", str(free_port()), "--work-dir", str(tmp_path / "work"), f"spark://127.0.0.1:{port}")
-            yield f"spark://127.0.0.1:{port}"
-        finally:
-            for process in processes:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+    with standalone_cluster(tmp_path, workers=2, cores=1) as master:
+        yield master
 
 
-def test_every_trial_has_a_result_after_an_executor_is_killed(cluster, tmp_path):
+def test_a_helper_module_study_has_every_result_after_an_executor_is_killed(cluster, tmp_path):
+    (tmp_path / "cluster_helpers.py").write_text(SOURCE + HELPERS)
     script = tmp_path / "study.py"
-    script.write_text(SOURCE + STUDY)
+    script.write_text(STUDY)
     out = subprocess.run([sys.executable, str(script), cluster, str(tmp_path)], capture_output=True, text=True,
-                         timeout=400, env=dict(os.environ, PYSPARK_PYTHON=sys.executable))
+                         timeout=400, env=dict(os.environ, PYSPARK_PYTHON=sys.executable), cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = next(line[8:] for line in out.stdout.splitlines() if line.startswith("RUN_DIR="))
     records = {(r["ablated_feature"] or "base"): r for r in map(json.loads, open(os.path.join(run_dir, "trials.jsonl")))}
-    # Rule: every trial has a result although an executor died mid-trial.
+    # Rule: the helper module reaches the executors, and every trial has a result although
+    # an executor died mid-trial.
     assert sorted(records) == ["a", "b", "base", "c", "d"]
-    assert {r["status"] for r in records.values()} == {"finished"}
+    assert {r["status"] for r in records.values()} == {"finished"}, out.stdout
     assert records["b"]["metric"] == 3.0 and records["b"]["attempts"] == 2
     # Trials ran on both workers' executors (two distinct executor processes before the kill).
     first_pids = {open(tmp_path / f"{f}.attempts").read().split()[0] for f in records}

@@ -30,7 +30,8 @@ NAMES = [script.stem for script in SCRIPTS]
 
 def test_every_example_script_has_cells():
     # Rule: the four examples of the docs are scripts with cell markers.
-    assert {"titanic_ablation", "channel_ablation", "word_masking", "sequence_ablation"} <= set(NAMES)
+    assert {"titanic_ablation", "channel_ablation", "word_masking", "sequence_ablation",
+            "planted_verdicts"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=NAMES)

@@ -9,7 +9,7 @@ import textwrap
 import time
 
 
-from maggy import experiment
+from maggy import experiment, layout
 from maggy.ablation import AblationStudy
 from tiny_study import SOURCE, FeatureTag
 
@@ -116,3 +116,63 @@ def test_resume_after_the_driver_died_runs_only_the_missing_trials(tmp_path):
     assert sorted(ran_after) == sorted({"base", "a", "b", "c", "d"} - set(done_before))
     result = json.loads((journal.parent / "result.json").read_text())
     assert result["num_trials"] == 5 and result["best_val"] == 1.0 and result["worst_val"] == 5.0
+
+
+def _load_on_executor(marker):
+    # What unpickling the train_fn runs on an executor: it counts itself, then imports a
+    # module that only the driver has.
+    from pyspark import TaskContext
+
+    if TaskContext.get() is not None:
+        with open(marker, "a") as f:
+            f.write("x")
+        import importlib
+
+        importlib.import_module("maggy_test_only_on_the_driver")
+    return None
+
+
+class _NeedsADriverOnlyModule:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return _load_on_executor, (self.marker,)
+
+
+def test_a_train_fn_the_executors_cannot_load_fails_every_trial_once_with_the_cause(spark, tmp_path):
+    marker = str(tmp_path / "loads")
+    guard = _NeedsADriverOnlyModule(marker)
+
+    def train(dataset_function):
+        return 1.0 if guard else 0.0
+
+    result = experiment.lagom(train_fn=train, ablation_study=make_study(["a", "b"]), name="unloadable",
+                              direction="min", experiment_dir=str(tmp_path / "exp"), num_executors=1,
+                              es_policy="none", verbose=False)
+    errors = set(result["trials"]["error"])
+    assert list(result["trials"]["status"]) == ["failed"] * 3 and len(errors) == 1
+    error = errors.pop()
+    # Rule: the error names the root cause (the traceback's last line) with a hint...
+    assert "ModuleNotFoundError: No module named 'maggy_test_only_on_the_driver'" in error
+    assert "cannot be imported on the executors" in error
+    # ...the full traceback is in the run directory...
+    saved = open(layout.spark_errors_path(result["run_dir"])).read()
+    assert "Traceback (most recent call last)" in saved and "_load_on_executor" in saved
+    # ...and a failure that would repeat is not retried: the one slot tried to load it once.
+    assert open(marker).read() == "x"
+
+
+def test_a_failed_spark_job_names_its_cause_in_each_remaining_trial(spark, tmp_path):
+    # Trial b kills its Python worker each time, more often than Spark retries a task (the
+    # fixture allows 3 attempts), so the Spark job itself fails.
+    result = experiment.lagom(train_fn=always_kill, ablation_study=make_study(["a", "b"]), name="job-failed",
+                              direction="min", experiment_dir=str(tmp_path / "exp"), num_executors=1,
+                              es_policy="none", max_trial_retries=10, verbose=False)
+    trials = result["trials"].set_index(result["trials"]["ablated_feature"].fillna("base"))
+    assert list(trials["status"]) == ["finished", "finished", "failed"]
+    error = trials.loc["b", "error"]
+    # Rule: Spark's reason, not its first line, and what usually causes it.
+    assert error.startswith("the Spark job failed: org.apache.spark.SparkException: Python worker exited unexpectedly")
+    assert "hint: out of memory" in error
+    assert os.path.exists(layout.spark_errors_path(result["run_dir"]))

@@ -152,19 +152,33 @@ def width_of_scale(model_function):
     return float(model_function()[-2].weight.shape[0])
 
 
-def test_repair_rules_registered_on_the_driver_reach_the_executors(study, tmp_path):
+def test_repair_rules_travel_with_the_experiment_and_apply_to_it_only(study, tmp_path):
     from maggy.ablation.surgery import RepairRule, register_repair_rule, unregister_repair_rule
 
+    rule = RepairRule(expected=lambda m: m.weight.shape[0], rebuild=lambda m, width: Scale(width))
     study.model.set_base_model_generator(scaled_model)
     study.model.layers.include(2)  # removing Linear(8, 4) hands Scale a width of 8
-    register_repair_rule(Scale, RepairRule(expected=lambda m: m.weight.shape[0], rebuild=lambda m, width: Scale(width)))
+    register_repair_rule(Scale, rule)
     try:
-        result = run(study, width_of_scale, tmp_path, es_policy="none", verbose=False)
+        first = run(study, width_of_scale, tmp_path, name="registered", es_policy="none", verbose=False)
     finally:
         unregister_repair_rule(Scale)
-    assert list(result["trials"]["status"]) == ["finished", "finished"], result["trials"]["error"].tolist()
-    # The executor repaired Scale with the driver's rule.
-    assert list(result["trials"]["metric"]) == [4.0, 8.0]
+    # Rule: an experiment takes the rules registered on the driver as it starts to its executors.
+    assert list(first["trials"]["status"]) == ["finished", "finished"], first["trials"]["error"].tolist()
+    assert list(first["trials"]["metric"]) == [4.0, 8.0]
+
+    # The next experiment runs on the same session, whose Python workers Spark reuses;
+    # without pre-flight, only the executors decide.
+    second = run(study, width_of_scale, tmp_path, name="unregistered", es_policy="none", verbose=False,
+                 preflight=False)
+    # Rule: the rule was unregistered before it started, so no executor applies it.
+    assert list(second["trials"]["status"]) == ["finished", "failed"]
+    assert "no repair rule is registered for Scale" in second["trials"]["error"].iloc[1]
+
+    # Rule: a rule the study carries applies to the study's experiments, with nothing registered.
+    study.model.add_repair_rule(Scale, rule)
+    third = run(study, width_of_scale, tmp_path, name="carried", es_policy="none", verbose=False)
+    assert list(third["trials"]["metric"]) == [4.0, 8.0], third["trials"]["error"].tolist()
 
 
 def test_a_study_without_a_dataset_gives_model_function_the_bare_model(tmp_path):

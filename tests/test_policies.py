@@ -126,6 +126,13 @@ def test_early_stopping_is_off_for_pairs_and_shapley_unless_asked(tmp_path):
     assert isinstance(asked.policy, MedianStoppingRule)
 
 
+def test_repeats_auto_with_pairs_or_shapley_is_refused_before_spark_starts(tmp_path):
+    # Adaptive repeats judge single components only; the coalition policies take an int.
+    for ablator in ("pairs", "shapley"):
+        with pytest.raises(ValueError, match="repeats='auto' works with ablator='loco' only"):
+            run(planted_study(), planted_loss, tmp_path, ablator=ablator, repeats="auto")
+
+
 def test_max_trials_is_checked_before_spark_starts(tmp_path):
     with pytest.raises(ValueError, match="max_trials must be at least 10"):
         run(planted_study(), planted_loss, tmp_path, ablator="shapley", max_trials=9)

@@ -87,10 +87,11 @@ def test_repeats_give_each_component_a_confidence_interval(spark, tmp_path, caps
     assert components.loc["feature b", "ci_low"] < 0 < components.loc["feature b", "ci_high"]
     assert not components.loc["feature b", "distinguishable"]
 
+    # Rule: each component gets a verdict: removing "a" is needed, "b" is undetermined.
+    assert list(components["verdict"]) == ["needed", "undetermined"]
     out = capsys.readouterr().out
-    # Rule: the printed summary says which effects are distinguishable from zero.
-    distinguishable = next(line for line in out.splitlines() if line.startswith("Effects distinguishable"))
-    not_distinguishable = next(line for line in out.splitlines() if line.startswith("Not distinguishable"))
-    assert re.search(r"feature a \(\+0\.\d+, 95% CI \[0\.\d+, 0\.\d+\], n=3\)", distinguishable)
-    assert "feature b" not in distinguishable
-    assert "feature b (" in not_distinguishable
+    # Rule: the printed summary lists the components by verdict, with delta and interval.
+    needed = next(line for line in out.splitlines() if line.startswith("  needed:"))
+    undetermined = next(line for line in out.splitlines() if line.startswith("  undetermined:"))
+    assert re.search(r"feature a \(\+0\.\d+, 95% CI \[0\.\d+, 0\.\d+\], n=3\)", needed)
+    assert "feature b (" in undetermined and "feature b" not in needed

@@ -142,3 +142,26 @@ def test_report_takes_job_time_from_result_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Total Job Time 1 hours, 2 minutes, 3 seconds" in proc.stdout
     assert "note:" not in proc.stdout  # nothing estimated, nothing missing
+
+
+def test_report_prints_the_components_table_with_verdicts(tmp_path):
+    # 3 repeats: removing sibsp costs 0.5 each time (paired by repeat), fare about nothing.
+    lines = []
+    for r, (base, sibsp, fare) in enumerate([(1.0, 1.5, 1.02), (1.1, 1.61, 1.07), (0.9, 1.39, 0.93)]):
+        for s, metric in ((SPECS[0], base), (SPECS[1], sibsp), (SPECS[2], fare)):
+            lines.append({**record(s, metric), "trial_id": f"{s['trial_id']}r{r}", "repeat": r, "seed": r})
+    (tmp_path / "trials.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (tmp_path / "config.json").write_text(json.dumps({"direction": "min", "alpha": 0.05, "min_effect": 0.1,
+                                                      "repeats": 3}))
+    proc = run_report(tmp_path, "--no-plot")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    # Rule: the report prints one row per component with its interval, adjusted p and verdict.
+    header = next(line for line in out if line.lstrip().startswith("component"))
+    assert header.split() == ["component", "n", "mean_delta", "ci_low", "ci_high", "p_adjusted", "verdict",
+                              "reason", "stopped"]
+    sibsp = next(line for line in out if line.lstrip().startswith("feature sibsp"))
+    fare = next(line for line in out if line.lstrip().startswith("feature fare"))
+    assert " needed " in sibsp
+    # min_effect from config.json: fare's interval lies within ±0.1.
+    assert " negligible " in fare and "interval within ±0.1" in fare

@@ -7,7 +7,6 @@ import re
 import pandas as pd
 import pytest
 
-from maggy.results.table import _t_critical
 from maggy.results import (
     COMPONENT_COLUMNS,
     TRIAL_COLUMNS,
@@ -140,7 +139,7 @@ def test_layer_label_derived_when_missing():
 
 def test_a_prefix_ending_in_a_dot_reads_the_same_in_study_table_and_summary():
     from maggy.ablation import AblationStudy
-    from maggy.ablation.one_class import DeclaredTrials
+    from maggy.ablation.ablator import DeclaredTrials
     from maggy.ablation.surgery import prefix
 
     study = AblationStudy("titanic", 1, "survived")
@@ -185,14 +184,14 @@ def test_repeats_table_with_intervals(repeated):
     table = result["components"]
     assert list(table.columns) == COMPONENT_COLUMNS
     assert table["component"].tolist() == ["feature age", "layer [4, 5]"]
-    # mean 0.2, sd 0.1, half width t(0.975, 2) * 0.1 / sqrt(3) = 4.303 * 0.057735 = 0.248434
+    # mean 0.2, sd 0.1, half width t(0.975, 2) * 0.1 / sqrt(3) = 4.302653 * 0.057735 = 0.248414
     age, layers = table.iloc[0], table.iloc[1]
     assert age["n"] == 3
     assert age["mean_delta"] == pytest.approx(0.2)
     assert age["std"] == pytest.approx(0.1)
-    assert (age["ci_low"], age["ci_high"]) == pytest.approx((-0.048434, 0.448434), abs=1e-5)
+    assert (age["ci_low"], age["ci_high"]) == pytest.approx((-0.048414, 0.448414), abs=1e-6)
     assert not age["distinguishable"]  # the interval contains 0
-    assert (layers["ci_low"], layers["ci_high"]) == pytest.approx((0.251566, 0.748434), abs=1e-5)
+    assert (layers["ci_low"], layers["ci_high"]) == pytest.approx((0.251586, 0.748414), abs=1e-6)
     assert layers["distinguishable"]
     # Best/worst compare the components' mean metrics.
     assert result["best_val"] == pytest.approx(1.0) and result["worst_val"] == pytest.approx(1.5)
@@ -218,12 +217,6 @@ def test_unpaired_repeat_uses_base_mean():
     assert build_result(records, "min", 1.0)["trials"]["delta"].tolist()[-1] == 0.5
 
 
-@pytest.mark.parametrize("df, expected", [(1, 12.706), (2, 4.303), (30, 2.042), (60, 2.0003),
-                                          (1000, 1.9623)])
-def test_t_critical(df, expected):
-    assert _t_critical(df) == pytest.approx(expected, abs=2e-4)
-
-
 # --------------------------------------------------------------------------- summary
 
 
@@ -237,7 +230,24 @@ def test_summary_format(titanic):
     assert lines[3] == "AVERAGE metric -- 0.6663"
     assert lines[4] == "Total Job Time 0 hours, 0 minutes, 51 seconds"
     assert lines[5] == "6 trials: 5 finished, 1 early stopped, 0 failed"
-    assert len(lines) == 6  # no repeats: no distinguishability lines
+    # Rule: single runs say what they are: one run each, no noise estimate, no verdict.
+    assert lines[6].startswith("Single runs: each delta is one run against the base trial, with no noise estimate")
+    assert len(lines) == 7
+
+
+def test_noise_runs_flag_deltas_within_the_noise(titanic):
+    # Three more base runs (noise_runs=3): metrics 0.65, 0.66, 0.64, 0.67 -> sd 0.012910.
+    titanic += [trial(0, m, repeat=r) for r, m in ((1, 0.66), (2, 0.64), (3, 0.67))]
+    result = build_result(titanic, "min", 1.0)
+    assert result["statistics"]["noise_sd"] == pytest.approx(0.012910, abs=1e-6)
+    table = result["components"].set_index("component")
+    # |delta| <= 2 sd (0.0258) is noise-sized: fare (-0.01) is; sibsp (-0.072) is not.
+    assert table.loc["feature fare", "within_noise"] and not table.loc["feature sibsp", "within_noise"]
+    assert not table.loc["feature parch", "within_noise"]  # early stopped: no delta to judge
+    lines = format_summary(result).splitlines()
+    assert lines[-1] == "Run-to-run noise of the base trial: sd 0.0129; deltas within 2 sd of 0: feature fare"
+    # Rule: the BEST/WORST/AVERAGE lines stay those of single runs.
+    assert lines[1].endswith("--- metric 0.5780")
 
 
 def test_summary_long_job_and_no_finished_trial():
@@ -249,11 +259,41 @@ def test_summary_long_job_and_no_finished_trial():
     assert lines[-1] == "1 trial: 0 finished, 0 early stopped, 1 failed"
 
 
-def test_summary_with_repeats_names_distinguishable_components(repeated):
+def test_summary_lists_components_by_verdict(repeated):
     lines = format_summary(build_result(repeated, "min", 1.0)).splitlines()
-    assert re.match(r"Effects distinguishable from zero at 95%.*: layer \[4, 5\] \(\+0\.5000, "
-                    r"95% CI \[0\.2516, 0\.7484\], n=3\)$", lines[-2])
-    assert re.match(r"Not distinguishable from zero at 95%: feature age \(\+0\.2000", lines[-1])
+    assert lines[-5] == "Verdicts at alpha 0.05 (delta > 0: removing it made the metric worse):"
+    assert lines[-4] == "  needed: layer [4, 5] (+0.5000, 95% CI [0.2516, 0.7484], n=3)"
+    assert lines[-3] == "  harmful: none"
+    assert lines[-2] == "  negligible: none"
+    assert lines[-1] == ("  undetermined: feature age (+0.2000, 95% CI [-0.0484, 0.4484], n=3: "
+                         "interval crosses 0)")
+
+
+def test_verdict_columns(repeated):
+    table = build_result(repeated, "min", 1.0, judging={"min_effect": 0.5})["components"]
+    age, layers = table.iloc[0], table.iloc[1]
+    # age: mean 0.2, sd 0.1, n 3 -> p 0.074180; [4, 5]: mean 0.5 -> p 0.0075; Holm over both.
+    assert age["p_value"] == pytest.approx(0.074180, abs=1e-6)
+    assert layers["p_adjusted"] == pytest.approx(2 * layers["p_value"])
+    assert age["p_adjusted"] == pytest.approx(age["p_value"])
+    assert age["effect_size"] == pytest.approx(2.0)
+    assert math.isnan(age["p_wilcoxon"])  # n < 6
+    # Rule: with min_effect, an interval within ±min_effect is negligible.
+    assert (age["verdict"], age["reason"]) == ("negligible", "interval within ±0.5")
+    assert layers["verdict"] == "needed" and layers["p_adjusted"] < 0.05
+
+
+def test_early_stopped_runs_are_counted_not_paired(repeated):
+    # The [4, 5] trial of repeat 1 stopped early: its partial metric is not a paired difference.
+    for r in repeated:
+        if r["index"] == 2 and r["repeat"] == 1:
+            r["status"], r["metric"] = "early_stopped", 9.0
+    layers = build_result(repeated, "min", 1.0)["components"].iloc[1]
+    assert (layers["n"], layers["stopped"]) == (2, 1)
+    assert layers["mean_delta"] == pytest.approx(0.45)
+    only_stopped = [trial(0, 1.0), trial(1, 3.0, status="early_stopped", feature="age")]
+    row = build_result(only_stopped, "min", 1.0)["components"].iloc[0]
+    assert (row["verdict"], row["reason"]) == ("undetermined", "no finished run (1 early stopped)")
 
 
 # --------------------------------------------------------------------------- plot

@@ -73,8 +73,17 @@ def test_unknown_dataset_lists_what_the_catalog_has(study, tmp_path):
         ({"ablator": "random"}, ValueError, r"unknown ablator 'random'; accepted: \['loco', 'loco_pytorch', 'pairs', 'shapley'\]"),
         ({"es_policy": "mean"}, ValueError, r"es_policy must be one of \['base', 'median', 'none'\]"),
         ({"num_executors": 0}, ValueError, r"num_executors must be an int >= 1, got 0"),
+        ({"gpus_per_trial": 0.5}, ValueError, r"gpus_per_trial must be an int >= 1, got 0.5"),
+        ({"cpus_per_trial": 0}, ValueError, r"cpus_per_trial must be an int >= 1, got 0"),
         ({"epochs": 3}, TypeError, r"unknown argument\(s\) \['epochs'\]"),
         ({"experiment_type": "optimization"}, ValueError, r"experiment_type must be 'ablation'"),
+        ({"repeats": "many"}, ValueError, r"repeats must be an int >= 1 or 'auto', got 'many'"),
+        ({"alpha": 1.5}, ValueError, r"alpha must be a number between 0 and 1 \(exclusive\), got 1.5"),
+        ({"min_repeats": 1}, ValueError, r"min_repeats must be an int >= 2, got 1"),
+        ({"min_repeats": 5, "max_repeats": 4}, ValueError, r"max_repeats must be an int >= 5, got 4"),
+        ({"min_effect": -0.1}, ValueError, r"min_effect must be a number >= 0, got -0.1"),
+        ({"noise_runs": -1}, ValueError, r"noise_runs must be an int >= 0, got -1"),
+        ({"repeats": "auto", "noise_runs": 2}, ValueError, r"noise_runs is for single runs; repeats='auto'"),
     ],
 )
 def test_bad_config_values(study, tmp_path, kwargs, error, match):
@@ -132,7 +141,7 @@ def test_declarations_with_the_wrong_type_fail_at_the_call(declare, error, match
 
 
 def test_config_object_is_checked_too(study):
-    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="repeats must be an int >= 1 or 'auto', got 0"):
         AblationConfig(ablation_study=study, repeats=0)
     with pytest.raises(TypeError, match="ablation_study must be a maggy.ablation.AblationStudy"):
         AblationConfig(ablation_study="titanic")

@@ -97,6 +97,23 @@ class PandasDataset(MaggyDataset):
         self.labels = df[self.label].to_numpy(dtype=dtype)
         self.label_first = label_first
 
+    @classmethod
+    def from_arrays(cls, labels: np.ndarray, data: np.ndarray, label_name: str, feature_names: Sequence[str],
+                    label_first: bool = True) -> "PandasDataset":
+        """A dataset over arrays already read: ``labels`` (n,) and ``data`` (n, features).
+
+        This is how executors build a trial's dataset from the columns they read themselves.
+
+        Example:
+            >>> ds = PandasDataset.from_arrays(np.zeros(2), np.ones((2, 3)), "y", ["a", "b", "c"])
+            >>> ds.input_shape, ds.feature_names
+            ((3,), ['a', 'b', 'c'])
+        """
+        dataset = cls.__new__(cls)
+        dataset.label, dataset.columns = label_name, list(feature_names)
+        dataset.labels, dataset.data, dataset.label_first = labels, data, label_first
+        return dataset
+
     def __getitem__(self, item):
         if self.label_first:
             return self.labels[item], self.data[item]

@@ -1,19 +1,19 @@
 """Shape repair: the pass that pushes one input through the model and re-sizes mismatched layers.
 
 Rules come from one registry keyed by module class (:mod:`maggy.ablation.repair_registry`,
-built-ins in :mod:`maggy.ablation.repair_rules`); this module re-exports its public API, so
-``from maggy.ablation.repair import register_repair_rule`` keeps working.
+built-ins in :mod:`maggy.ablation.repair_rules`), or from the ``rules=`` a call passes; this
+module re-exports the registry's public API, so ``from maggy.ablation.repair import
+register_repair_rule`` keeps working.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from maggy.ablation import repair_rules as _builtin_rules  # noqa: F401  (registers the built-in rules)
 from maggy.ablation.probe import has_zero
 from maggy.ablation.repair_registry import (
     RepairRule,
@@ -80,7 +80,8 @@ def _inside(parent: str, name: str) -> bool:
 
 def repair_shapes(model: nn.Module, sample: Any, where: str = "",
                   on_repair: Callable[[nn.Module, str, nn.Module, nn.Module], None] | None = None,
-                  probe: Any = None) -> nn.Module:
+                  probe: Any = None,
+                  rules: Optional[Mapping[type, RepairRule]] = None) -> nn.Module:
     """Rebuild, in place, every module of ``model`` whose input width no longer fits.
 
     Pushes ``sample`` through ``model`` (eval mode, ``torch.no_grad()``) with hooks on every
@@ -101,6 +102,8 @@ def repair_shapes(model: nn.Module, sample: Any, where: str = "",
         where: text to put in front of error messages, e.g. ``"trial 3: "``.
         on_repair: called as ``on_repair(model, name, old, new)`` after each replacement.
         probe: ``sample`` with an empty batch, tried first; ``None`` runs ``sample`` only.
+        rules: user rules ``{module class: RepairRule}`` to use besides the built-in ones;
+            ``None`` uses those registered in this process (:func:`register_repair_rule`).
 
     Returns:
         The repaired model: ``model`` itself unless the model as a whole was rebuilt.
@@ -115,17 +118,18 @@ def repair_shapes(model: nn.Module, sample: Any, where: str = "",
           (0): Linear(in_features=5, out_features=8, bias=True)
         )
     """
-    return _RepairPass(model, sample, where, on_repair, probe).run()
+    return _RepairPass(model, sample, where, on_repair, probe, rules).run()
 
 
 class _RepairPass:
     """State of the repair passes over one model."""
 
     def __init__(self, model: nn.Module, sample: Any, where: str, on_repair: Any,
-                 probe: Any = None) -> None:
+                 probe: Any = None, rules: Optional[Mapping[type, RepairRule]] = None) -> None:
         self.model, self.sample, self.where, self.on_repair = model, sample, where, on_repair
         self.probe = probe
         self.probing = False  # True while the passes run on the probe
+        self.rules = rules  # the user rules in force; None: this process's registry
         self.inputs: dict[str, str] = {}  # module name -> shapes of its last input
         self.last_output = ("", "")  # the module that returned last, and its output shapes
         self.repaired: dict[str, Any] = {}  # module name -> width it was rebuilt for
@@ -205,7 +209,7 @@ class _RepairPass:
 
     def _check(self, name: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self.inputs[name] = _shapes((*args, *kwargs.values()))
-        rule = find_repair_rule(type(module))
+        rule = find_repair_rule(type(module), self.rules)
         x = _first_tensor(args, kwargs)
         if rule is None or x is None or _is_lazy(module):
             return
@@ -284,7 +288,7 @@ class _RepairPass:
             message += (" (the shapes inside this module no longer agree, e.g. a residual add "
                         "whose branches now differ; remove the whole module, or a layer that "
                         "keeps the width, instead)")
-        elif find_repair_rule(type(module)) is None:
+        elif find_repair_rule(type(module), self.rules) is None:
             message += (f" (no repair rule is registered for {kind}; add one with "
                         f"register_repair_rule({kind}, RepairRule(...)))")
         return AblationError(message)

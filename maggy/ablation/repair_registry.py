@@ -2,23 +2,31 @@
 
 A :class:`RepairRule` says which input width a module was built for, where that width sits in
 the tensor about to enter it, and how to rebuild the module for another width while keeping
-every other constructor argument. Users add rules for their own layer types with
-:func:`register_repair_rule`; the built-in rules live in :mod:`maggy.ablation.repair_rules`.
+every other constructor argument. The built-in rules are defined in
+:mod:`maggy.ablation.repair_rules` and installed by this module on first lookup, so what
+:func:`find_repair_rule` answers does not depend on which modules were imported before.
 
-Lookup walks the module's class MRO twice: first through the rules users registered, then
-through the built-in ones, so a user rule for a base class wins over a built-in rule for a
-more specific class, and unregistering a user override restores the built-in behaviour.
+User rules are scoped to the call or the experiment that uses them: ``ablate(..., rules=)``
+and ``study.model.add_repair_rule``. :func:`register_repair_rule` adds a rule to this
+process's table, which interactive ``ablate()`` calls consult and which ``lagom()`` copies
+into the experiment when it starts; executors only ever apply the experiment's copy (Spark
+reuses its Python workers, so a process-wide table there would outlive the experiment).
+
+Lookup walks the module's class MRO twice: first through the user rules, then through the
+built-in ones, so a user rule for a base class wins over a built-in rule for a more specific
+class, and unregistering a user override restores the built-in behaviour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from torch import nn
 
-__all__ = ["RepairRule", "register_repair_rule", "unregister_repair_rule", "find_repair_rule", "user_rules"]
+__all__ = ["RepairRule", "register_repair_rule", "unregister_repair_rule", "find_repair_rule", "user_rules",
+           "check_rules"]
 
 
 @dataclass(frozen=True)
@@ -88,14 +96,25 @@ class RepairRule:
 
 
 class _Registry:
-    """User rules and built-in rules, looked up along the class MRO, users first."""
+    """This process's user rules and the built-in rules, looked up along the class MRO, users first."""
 
     def __init__(self) -> None:
         self.user: dict[type, RepairRule] = {}
-        self.builtin: dict[type, RepairRule] = {}
+        self._builtin: Optional[dict[type, RepairRule]] = None
 
-    def lookup(self, module_type: type) -> RepairRule | None:
-        for table in (self.user, self.builtin):
+    @property
+    def builtin(self) -> dict[type, RepairRule]:
+        """The built-in rules by class, installed on first use."""
+        if self._builtin is None:
+            # Imported here, not at the top: repair_rules imports RepairRule from this module.
+            from maggy.ablation.repair_rules import BUILTIN_RULES
+
+            self._builtin = {cls: rule for classes, rule in BUILTIN_RULES for cls in classes}
+        return self._builtin
+
+    def lookup(self, module_type: type, user: Optional[Mapping[type, RepairRule]] = None,
+               ) -> RepairRule | None:
+        for table in (self.user if user is None else user, self.builtin):
             for cls in module_type.__mro__:
                 if cls in table:
                     return table[cls]
@@ -112,11 +131,40 @@ def _check_module_type(module_type: Any) -> None:
         )
 
 
+def check_rules(rules: Any, where: str = "rules") -> dict[type, RepairRule]:
+    """``rules`` as a dict, after checking that it maps ``nn.Module`` subclasses to repair rules.
+
+    Args:
+        rules: a mapping ``{module class: RepairRule}``.
+        where: the argument's name, for the error message.
+
+    Returns:
+        A new dict with the same entries.
+
+    Raises:
+        TypeError: ``rules`` is not a mapping, or holds a key or value of the wrong kind.
+
+    Example:
+        >>> check_rules({nn.Linear: find_repair_rule(nn.Linear)}) == {nn.Linear: find_repair_rule(nn.Linear)}
+        True
+    """
+    if not isinstance(rules, Mapping):
+        raise TypeError(f"{where} must be a dict {{module class: RepairRule}}, got {rules!r}")
+    for module_type, rule in rules.items():
+        _check_module_type(module_type)
+        if not isinstance(rule, RepairRule):
+            raise TypeError(f"{where}[{module_type.__name__}] must be a RepairRule, got {rule!r}")
+    return dict(rules)
+
+
 def register_repair_rule(module_type: type[nn.Module], rule: RepairRule) -> None:
-    """Register how surgery repairs ``module_type`` (and its subclasses without own rule).
+    """Register, in this process, how surgery repairs ``module_type`` (and its subclasses without own rule).
 
     A rule registered here takes precedence over the built-in rules, including the one for
-    the same class, until :func:`unregister_repair_rule` removes it.
+    the same class, until :func:`unregister_repair_rule` removes it. It applies to
+    ``ablate()`` calls without ``rules=``, and to each ``lagom()`` started while it is
+    registered: the experiment takes a copy to its executors. To scope a rule to one study,
+    use ``study.model.add_repair_rule`` instead.
 
     Args:
         module_type: the layer class, a subclass of ``torch.nn.Module``.
@@ -165,11 +213,14 @@ def unregister_repair_rule(module_type: type[nn.Module]) -> None:
     del _REGISTRY.user[module_type]
 
 
-def find_repair_rule(module_type: type[nn.Module]) -> RepairRule | None:
+def find_repair_rule(module_type: type[nn.Module],
+                     rules: Optional[Mapping[type, RepairRule]] = None) -> RepairRule | None:
     """The rule surgery uses for ``module_type``, or ``None`` if it has none.
 
     Args:
         module_type: a module class.
+        rules: the user rules to consult, e.g. one experiment's; ``None`` consults the rules
+            registered in this process with :func:`register_repair_rule`.
 
     Returns:
         The first user rule along the class MRO, else the first built-in one, else ``None``.
@@ -178,9 +229,14 @@ def find_repair_rule(module_type: type[nn.Module]) -> RepairRule | None:
         >>> find_repair_rule(nn.Linear).expected(nn.Linear(6, 2))
         6
     """
-    return _REGISTRY.lookup(module_type)
+    return _REGISTRY.lookup(module_type, rules)
 
 
 def user_rules() -> dict[type, RepairRule]:
-    """The rules users registered in this process (what the driver ships to its executors)."""
+    """A copy of the rules registered in this process (what ``lagom()`` gives its experiment).
+
+    Example:
+        >>> user_rules()
+        {}
+    """
     return dict(_REGISTRY.user)

@@ -1,4 +1,4 @@
-"""The built-in repair rules, registered on import (see :mod:`maggy.ablation.repair_registry`)."""
+"""The built-in repair rules; :mod:`maggy.ablation.repair_registry` installs them on first lookup."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from maggy.ablation.repair_registry import _REGISTRY, RepairRule
+from maggy.ablation.repair_registry import RepairRule
 from maggy.exceptions import AblationError
-
 
 
 def _factory(module: nn.Module) -> dict[str, Any]:
@@ -131,7 +130,8 @@ def _embed_dim(m: nn.Module) -> int:
     return m.self_attn.embed_dim
 
 
-_BUILTIN: list[tuple[tuple[type, ...], RepairRule]] = [
+#: ``(classes, rule)`` pairs; a class appears once.
+BUILTIN_RULES: list[tuple[tuple[type, ...], RepairRule]] = [
     ((nn.Linear,), RepairRule(lambda m: m.in_features, _linear)),
     ((nn.Conv1d,), RepairRule(lambda m: m.in_channels, _conv, _channels(1))),
     ((nn.Conv2d,), RepairRule(lambda m: m.in_channels, _conv, _channels(2))),
@@ -158,7 +158,3 @@ _BUILTIN: list[tuple[tuple[type, ...], RepairRule]] = [
     ((nn.TransformerEncoderLayer, nn.TransformerDecoderLayer),
      RepairRule(_embed_dim, _transformer_layer)),
 ]
-
-for _types, _rule in _BUILTIN:
-    for _type in _types:
-        _REGISTRY.builtin[_type] = _rule

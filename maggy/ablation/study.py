@@ -226,11 +226,42 @@ class Model:
         self.features = features
         self.base_model_generator: Optional[Callable[[], Any]] = None
         self.custom_model_generators: dict[str, Callable[[], Any]] = {}
+        #: Repair rules of this study (module class -> RepairRule), see :meth:`add_repair_rule`.
+        self.repair_rules: dict[type, Any] = {}
 
     def set_base_model_generator(self, generator: Callable[[], Any]) -> None:
         """Sets the function that builds the full model: ``generator() -> torch.nn.Module``."""
         _check_generator(generator, "set_base_model_generator", "a torch.nn.Module")
         self.base_model_generator = generator
+
+    def add_repair_rule(self, module_type: type, rule: Any) -> None:
+        """Tells surgery how to repair ``module_type`` in this study's trials.
+
+        The rule travels with the study to the executors and applies to its experiments
+        only. It takes precedence over a rule registered with
+        :func:`~maggy.ablation.surgery.register_repair_rule` and over the built-in rules.
+
+        Args:
+            module_type: the layer class, a subclass of ``torch.nn.Module``.
+            rule: a :class:`~maggy.ablation.surgery.RepairRule` for it.
+
+        Raises:
+            TypeError: ``module_type`` is not an ``nn.Module`` subclass or ``rule`` not a
+                ``RepairRule``.
+
+        Example:
+            >>> from torch import nn
+            >>> from maggy.ablation.surgery import RepairRule
+            >>> study = AblationStudy()
+            >>> study.model.add_repair_rule(nn.Linear, RepairRule(
+            ...     expected=lambda m: m.in_features,
+            ...     rebuild=lambda m, width: nn.Linear(width, m.out_features)))
+            >>> list(study.model.repair_rules)
+            [<class 'torch.nn.modules.linear.Linear'>]
+        """
+        from maggy.ablation.repair_registry import check_rules
+
+        self.repair_rules.update(check_rules({module_type: rule}, "add_repair_rule"))
 
     def add_custom_model_generator(self, generator: Callable[[], Any], name: str) -> None:
         """Adds one trial that trains ``generator()`` instead of the base model.
@@ -255,6 +286,14 @@ class AblationStudy:
         training_dataset_version: version of that dataset.
         label_name: the column to predict; every other column is a feature.
         dataset_generator: function returning a ``MaggyDataset``; may take ``ablated_feature``.
+        streaming: give each trial a ``StreamingDataset`` (an ``IterableDataset`` reading
+            row groups one at a time) instead of a ``PandasDataset`` held in memory; for
+            datasets larger than an executor's memory.
+        dataframe: a pandas or Spark DataFrame to train on instead of a catalog dataset. It
+            is written once as parquet (never collected on the driver) into the run's
+            directory, or into ``staging_path``, and the executors read it from there.
+        staging_path: where to write ``dataframe``: a folder every executor can read
+            (shared storage, ``hdfs://``, ``s3a://``); by default ``<run_dir>/data``.
 
     Example:
         >>> study = AblationStudy("titanic_train_dataset", 1, label_name="survived")
@@ -268,6 +307,9 @@ class AblationStudy:
         training_dataset_version: int = 1,
         label_name: Optional[str] = None,
         dataset_generator: Optional[Callable[..., Any]] = None,
+        streaming: bool = False,
+        dataframe: Any = None,
+        staging_path: Optional[str] = None,
     ):
         if training_dataset_name is not None and not isinstance(training_dataset_name, str):
             raise TypeError(f"training_dataset_name must be a str, got {training_dataset_name!r}")
@@ -275,8 +317,18 @@ class AblationStudy:
             raise TypeError(f"training_dataset_version must be an int, got {training_dataset_version!r}")
         if label_name is not None and not isinstance(label_name, str):
             raise TypeError(f"label_name must be a str, got {label_name!r}")
+        if not isinstance(streaming, bool):
+            raise TypeError(f"streaming must be True or False, got {streaming!r}")
+        if dataframe is not None and not hasattr(dataframe, "columns"):
+            raise TypeError(f"dataframe must be a pandas or Spark DataFrame, got {type(dataframe).__name__}")
+        if dataframe is not None and training_dataset_name is not None:
+            raise ValueError("give a catalog dataset name or dataframe=, not both")
+        if staging_path is not None and not isinstance(staging_path, str):
+            raise TypeError(f"staging_path must be a str, got {staging_path!r}")
+        self.streaming = streaming
+        self.dataframe = dataframe
+        self.staging_path = staging_path
         self.name = training_dataset_name
-        self.hops_training_dataset_name = training_dataset_name  # name used by older Maggy code
         self.version = training_dataset_version
         self.label_name = label_name
         self._registry = _Registry()
@@ -290,6 +342,11 @@ class AblationStudy:
         """Sets the function that builds the training dataset (a ``MaggyDataset``)."""
         _check_generator(generator, "set_dataset_generator", "a MaggyDataset")
         self.dataset_generator = generator
+
+    def __getstate__(self) -> dict:
+        # The executors read the staged copy of a DataFrame, never the DataFrame itself
+        # (a Spark one cannot travel, a pandas one would travel with every task).
+        return {**self.__dict__, "dataframe": None}
 
     @property
     def components(self) -> list[Component]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ from maggy.ablation.repair import (
     repair_shapes,
     unregister_repair_rule,
 )
+from maggy.ablation.repair_registry import check_rules
 from maggy.exceptions import AblationError
 
 __all__ = [
@@ -264,7 +265,8 @@ def _sample(model: nn.Module, input_shape: Any, sample_input: Any, where: str,
 
 def ablate(model: nn.Module, layers: Any = None, input_shape: Any = None,
            sample_input: Any = None, infer_activation: bool = False, verbose: bool = True,
-           trial: str | None = None) -> nn.Module:
+           trial: str | None = None, *, rules: Optional[Mapping[type, RepairRule]] = None,
+           log: Optional[Callable[[str], None]] = None) -> nn.Module:
     """Copy ``model``, remove ``layers`` and repair the shapes around them.
 
     In an ``nn.Sequential`` (at any depth) removed entries are dropped and the rest
@@ -285,14 +287,20 @@ def ablate(model: nn.Module, layers: Any = None, input_shape: Any = None,
         sample_input: a real input batch (tensor, tuple of arguments, or dict of keyword
             arguments), used as-is, e.g. int64 token ids; takes precedence over input_shape.
         infer_activation: also remove the activation directly following a removed layer.
-        verbose: print each removal and repair on one line.
+        verbose: report each removal and repair on one line (to ``log``).
         trial: trial id to put in front of error messages.
+        rules: repair rules ``{module class: RepairRule}`` for this call, used besides (and
+            before) the built-in ones; ``None`` uses the rules registered in this process
+            with :func:`register_repair_rule`.
+        log: receives each line of the report; ``None`` prints it, for interactive use.
+            maggy's trials pass their own, so a trial's report goes to its log.
 
     Returns:
         The ablated, repaired copy, with the training flags of ``model``.
 
     Raises:
-        TypeError: an identifier, ``input_shape`` or ``sample_input`` of the wrong kind.
+        TypeError: an identifier, ``input_shape``, ``sample_input`` or ``rules`` of the
+            wrong kind.
         AblationError: an identifier that matches nothing, every layer removed, or a shape
             that cannot be repaired; the message names the module and the shapes.
 
@@ -304,9 +312,17 @@ def ablate(model: nn.Module, layers: Any = None, input_shape: Any = None,
         Ablating layer 2 - Linear(in_features=64, out_features=32, bias=True)
         Repaired layer 2 - Linear(in_features=32, out_features=1, bias=True) -> Linear(in_features=64, out_features=1, bias=True)
         Linear(in_features=64, out_features=1, bias=True)
+        >>> lines = []
+        >>> _ = ablate(titanic, 5, input_shape=(6,), log=lines.append)
+        >>> lines
+        ['Ablating layer 5 - Sigmoid()']
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if rules is not None:
+        rules = check_rules(rules)
+    if log is None:
+        log = print
     names = resolve_layers(model, layers, infer_activation, trial=trial)
     where = f"trial {trial}: " if trial is not None else ""
     sample = probe = None
@@ -315,12 +331,13 @@ def ablate(model: nn.Module, layers: Any = None, input_shape: Any = None,
     ablated = copy_model(model, drop=names)  # removed modules are not worth copying
     if verbose:
         for name in reversed(names):
-            print(f"Ablating layer {_label(model, name)} - {_short(model.get_submodule(name))}")
+            log(f"Ablating layer {_label(model, name)} - {_short(model.get_submodule(name))}")
     _remove(ablated, names)
     if sample is None:
         return ablated
 
     def report(current: nn.Module, name: str, old: nn.Module, new: nn.Module) -> None:
-        print(f"Repaired layer {_label(current, name)} - {_short(old)} -> {_short(new)}")
+        log(f"Repaired layer {_label(current, name)} - {_short(old)} -> {_short(new)}")
 
-    return repair_shapes(ablated, sample, where, report if verbose else None, probe=probe)
+    return repair_shapes(ablated, sample, where, report if verbose else None, probe=probe,
+                         rules=rules)

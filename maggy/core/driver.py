@@ -7,29 +7,23 @@ import queue
 import secrets
 import threading
 import time
-import uuid
 from typing import Any, Callable, Optional
 
-from maggy.ablation.repair import user_rules
 from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
+from maggy.core.job_errors import explain
 from maggy.core.journal import Journal
+from maggy.core.launch import Launch
 from maggy.core.progress import Progress
 from maggy.core.rpc.server import serve
 from maggy.core.rpc.tls import make_certificate
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.servicer import DriverServicer
-from maggy.core.spark import driver_hosts
+from maggy.core.shipping import pack
 from maggy import layout
 from maggy.trial import TrialStatus, describe
 
 __all__ = ["Driver"]
-
-
-def _short_error(error: BaseException) -> str:
-    # Py4J errors carry the whole JVM stack trace; the first lines say what happened.
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: " + " ".join(lines[:3])[:800]
 
 
 class Driver:
@@ -44,8 +38,8 @@ class Driver:
     * gRPC handler threads (the pool of :func:`~maggy.core.rpc.server.serve`) call into the
       :class:`~maggy.core.scheduler.TrialScheduler`, whose lock guards every trial's state.
     * One ``maggy-spark-job`` thread runs the blocking Spark action and puts
-      ``("spark_done", error)`` on the event queue when it returns. It is joined in
-      ``finally``; a keyboard interrupt cancels the job group first.
+      ``("spark_done", (error, setup_failures))`` on the event queue when it returns. It is joined in
+      ``finally``; a keyboard interrupt cancels the job (group or tag) first.
 
     Args:
         scheduler: the trial table, holding the trials still to run.
@@ -55,12 +49,17 @@ class Driver:
         optimization_key: key of the metric in a dict returned by train_fn.
         hb_interval: heartbeat interval, seconds.
         hb_timeout: silence after which a running trial counts as lost, seconds.
-        dataframe: the catalog dataset (pandas), shipped once per executor as a broadcast.
+        data: the training data the executors read themselves (a ``core.data.DataSource``).
         progress: the progress display.
         on_record: called with each trial record as it arrives (after it is journaled).
         tls: encrypt the channel with a certificate made for this run, which executors pin;
             ``None``: on when executors may dial from other machines (see
             :mod:`maggy.core.endpoint`), off for a local master.
+        tensorboard_dir: the run's TensorBoard folder, for :func:`maggy.tensorboard.logdir`.
+        repair_rules: the experiment's repair rules, for the executors' model surgery.
+        more_trials: for adaptive ablators: called on the controller thread with the new
+            records so far each time a trial ends; the specs it returns are scheduled (the
+            scheduler must be ``open_ended``).
     """
 
     def __init__(
@@ -72,10 +71,13 @@ class Driver:
         optimization_key: str = "metric",
         hb_interval: float = 1.0,
         hb_timeout: float = 60.0,
-        dataframe: Any = None,
+        data: Any = None,
         progress: Optional[Progress] = None,
         on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
+        tensorboard_dir: Optional[str] = None,
+        repair_rules: Optional[dict] = None,
+        more_trials: Optional[Callable[[list], list]] = None,
     ):
         self.scheduler = scheduler
         self.run_dir = run_dir
@@ -84,27 +86,27 @@ class Driver:
         self.optimization_key = optimization_key
         self.hb_interval = hb_interval
         self.hb_timeout = hb_timeout
-        self.dataframe = dataframe
+        self.data = data
         self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
         self.on_record = on_record
         self.tls = tls
+        self.tensorboard_dir = tensorboard_dir
+        self.repair_rules = dict(repair_rules or {})
+        self.more_trials = more_trials
+        self._spark_gone = False
         self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
-        self._spark_error: Optional[BaseException] = None
 
-    def run(self, spark, slots: int) -> list[dict]:
+    def run(self, launch: Launch, slots: int) -> list[dict]:
         """Runs every trial of the scheduler on ``slots`` Spark tasks; returns the new records."""
-        sc = spark.sparkContext
         token = secrets.token_urlsafe(32)
-        endpoint = Endpoint.resolve(*driver_hosts(spark))
+        endpoint = Endpoint.resolve(*launch.hosts())
         use_tls = endpoint.is_remote if self.tls is None else self.tls
         certificate = make_certificate() if use_tls else None
-        group = f"maggy-{uuid.uuid4().hex[:12]}"
         records: list[dict] = []
         with serve(DriverServicer(self.scheduler), token, host=endpoint.bind_host, port=endpoint.bind_port,
                    max_workers=2 * slots + 16, certificate=certificate) as (_, port):
-            dataframe = sc.broadcast(self.dataframe) if self.dataframe is not None else None
-            ctx = ExecutorContext(
+            payload = pack(ExecutorContext(
                 address=endpoint.address(port),
                 token=token,
                 tls_cert=certificate.cert_pem if certificate is not None else None,
@@ -112,15 +114,18 @@ class Driver:
                 train_fn=self.train_fn,
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
-                dataframe=dataframe,
-                repair_rules=user_rules(),
-            )
-            job = threading.Thread(target=self._spark_job, args=(sc, group, slots, ctx), name="maggy-spark-job", daemon=True)
+                data=self.data,
+                repair_rules=self.repair_rules,
+                tensorboard_dir=self.tensorboard_dir,
+                gpus_per_trial=launch.gpus_per_trial,
+            ))
+            job = threading.Thread(target=self._spark_job, args=(launch, slots, payload),
+                                   name="maggy-spark-job", daemon=True)
             job.start()
             try:
                 self._control(records)
             except KeyboardInterrupt:
-                sc.cancelJobGroup(group)
+                launch.cancel()
                 raise
             finally:
                 self.scheduler.close()
@@ -128,49 +133,47 @@ class Driver:
                 if job.is_alive():
                     # A task still busy with a trial presumed lost (and already re-run
                     # elsewhere) would keep the job alive: its result is not needed.
-                    sc.cancelJobGroup(group)
+                    launch.cancel()
                     job.join(timeout=30)
-                if dataframe is not None:
-                    dataframe.unpersist()
                 for handle in self._logs.values():
                     handle.close()
                 self.progress.close()
         return records
 
-    def _spark_job(self, sc, group: str, slots: int, ctx: ExecutorContext) -> None:
-        error = None
+    def _spark_job(self, launch: Launch, slots: int, payload: bytes) -> None:
+        error, setup_failures = None, []
         try:
-            sc.setJobGroup(group, f"maggy: {self.scheduler.total} trials", interruptOnCancel=True)
-            sc.parallelize(range(slots), slots).foreachPartition(run_task(ctx))
+            # Each task yields only the traceback of a failure to load the payload.
+            setup_failures = launch.run(slots, run_task(payload), f"maggy: {self.scheduler.total} trials")
         except BaseException as e:  # reported to the controller, which fails what is left
             error = e
         finally:
-            self.scheduler.events.put(("spark_done", error))
+            self.scheduler.events.put(("spark_done", (error, setup_failures)))
 
     def _control(self, records: list) -> None:
         events = self.scheduler.events
         wait = min(1.0, self.hb_timeout / 4)
         last_check = time.monotonic()
         while not self.scheduler.all_done():
-            try:
-                kind, payload = events.get(timeout=wait)
-            except queue.Empty:
-                kind, payload = None, None
-            if kind is not None:
-                self._handle(kind, payload, records)
-            if time.monotonic() - last_check >= wait:
-                self.scheduler.check_timeouts(self.hb_timeout)
-                last_check = time.monotonic()
-        while True:  # what arrived together with the last result
-            try:
-                self._handle(*events.get_nowait(), records)
-            except queue.Empty:
-                break
+            while not self.scheduler.all_done():
+                try:
+                    kind, payload = events.get(timeout=wait)
+                except queue.Empty:
+                    kind, payload = None, None
+                if kind is not None:
+                    self._handle(kind, payload, records)
+                if time.monotonic() - last_check >= wait:
+                    self.scheduler.check_timeouts(self.hb_timeout)
+                    last_check = time.monotonic()
+            while True:  # what arrived together with the last result (it may add trials)
+                try:
+                    self._handle(*events.get_nowait(), records)
+                except queue.Empty:
+                    break
 
     def _handle(self, kind: str, payload: Any, records: list) -> None:
         if kind == "started":
-            trial_id, executor, attempt = payload
-            self.progress.started(trial_id)
+            self.progress.started(payload[0])
         elif kind == "requeued":
             trial_id, reason = payload
             self.progress.requeued(trial_id)
@@ -195,11 +198,27 @@ class Driver:
                 self.progress.write(f"maggy: trial {payload['trial_id']} ({describe(payload)}) failed: {reason[-1] if reason else '?'}")
             if self.on_record is not None:
                 self.on_record(payload)
-        elif kind == "spark_done" and not self.scheduler.all_done():
-            reason = "the Spark job ended before this trial ran"
-            if payload is not None:
-                reason = f"the Spark job failed: {_short_error(payload)}"
+            if self.more_trials is not None and not self._spark_gone:
+                added = self.more_trials(records)
+                if added:
+                    self.scheduler.add(added)
+                    self.progress.grow(len(added))
+        elif kind == "spark_done":
+            self._spark_gone = True  # nothing added from now on could run
+            self._spark_done(*payload)
+
+    def _spark_done(self, error: Optional[BaseException], setup_failures: list[str]) -> None:
+        """Fails the trials left when the job ended, with what went wrong and how to fix it."""
+        reason = "the Spark job ended before this trial ran"
+        if setup_failures:
+            what = f"{len(setup_failures)} of the job's tasks could not load the train_fn and study"
+            reason = explain(what, setup_failures[0], self.run_dir)
+        if error is not None:
+            reason = explain("the Spark job failed", f"{type(error).__name__}: {error}", self.run_dir)
+        if not self.scheduler.all_done():
             self.scheduler.fail_remaining(reason)
+        elif setup_failures:  # the other tasks ran every trial
+            self.progress.write(f"maggy: {reason}")
 
     def _log_file(self, trial_id: str):
         if trial_id not in self._logs:

@@ -14,15 +14,17 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import grpc
 
-from maggy.ablation.repair import register_repair_rule
 from maggy.ablation.study import AblationStudy
+from maggy.core import current_trial
+from maggy.core.devices import claim_gpus, task_gpus
+from maggy.core.data import worker_cache
 from maggy.core.reporter import Reporter, to_float
-from maggy.core.rpc.client import DriverClient, pb
-from maggy.core.trial_builder import build_dataset, build_model
+from maggy.core.rpc.client import DriverClient, pb, trial_revoked
+from maggy.core.shipping import unpack
 from maggy.exceptions import EarlyStopException, TrialError
 from maggy.trial import TrialStatus
 from maggy.util import _set_current_device, pick_device, set_seed
@@ -44,11 +46,16 @@ class ExecutorContext:
         train_fn: the user's training function.
         optimization_key: key of the metric when train_fn returns a dict.
         hb_interval: heartbeat interval in seconds.
-        dataframe: the catalog dataset, as a Spark broadcast variable or a pandas frame.
-        repair_rules: repair rules the user registered on the driver (module class -> rule);
-            the registry is per process, so the executors install them before their trials.
+        data: the training data (a ``core.data.DataSource``): the executors read its rows.
+        repair_rules: the experiment's repair rules (module class -> rule), passed to every
+            model build; a worker never registers them in its process, which Spark reuses
+            for later experiments.
         tls_cert: the run's certificate (PEM) when the channel is encrypted: the only one
             the executor's channel trusts.
+        tensorboard_dir: the run's ``tensorboard`` folder on the driver, for
+            :func:`maggy.tensorboard.logdir`.
+        gpus_per_trial: GPUs each trial asked for; on a local master (where Spark assigns
+            none) the slot takes its own share of the machine's GPUs.
     """
 
     address: str
@@ -57,13 +64,11 @@ class ExecutorContext:
     train_fn: Callable
     optimization_key: str = "metric"
     hb_interval: float = 1.0
-    dataframe: Any = None
+    data: Any = None
     repair_rules: dict = dataclasses.field(default_factory=dict)
     tls_cert: Optional[bytes] = None
-
-    def load_dataframe(self):
-        """The catalog dataset (unwrapping a Spark broadcast variable)."""
-        return getattr(self.dataframe, "value", self.dataframe)
+    tensorboard_dir: Optional[str] = None
+    gpus_per_trial: Optional[int] = None
 
 
 def final_metric(value: Any, optimization_key: str) -> float:
@@ -111,18 +116,26 @@ class _LineWriter(io.TextIOBase):
 
 
 def _call_train_fn(ctx: ExecutorContext, spec: dict, reporter: Reporter) -> float:
+    # trial_builder is imported on use: it needs torch, and a worker of a session maggy did
+    # not start imports torch only when a trial asks for a model or dataset (or a seed).
     dataset_cache = []
 
     def dataset_function():
+        from maggy.core.trial_builder import build_dataset
+
         if not dataset_cache:
-            dataset_cache.append(build_dataset(ctx.study, spec, ctx.load_dataframe()))
+            dataset_cache.append(build_dataset(ctx.study, spec, ctx.data))
         return dataset_cache[0]
 
-    has_dataset = ctx.study.dataset_generator is not None or ctx.dataframe is not None
+    has_dataset = ctx.study.dataset_generator is not None or ctx.data is not None
 
     def model_function():
+        from maggy.core.trial_builder import build_model
+
         dataset = dataset_function() if has_dataset else None
-        return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False))
+        return build_model(ctx.study, spec, dataset, log=lambda line: reporter.log(line, jupyter=False),
+                           rules=ctx.repair_rules, base_dataset=lambda: build_dataset(
+                               ctx.study, {**spec, "ablated_feature": None}, ctx.data))
 
     available = {"model_function": model_function, "dataset_function": dataset_function, "reporter": reporter}
     params = inspect.signature(ctx.train_fn).parameters
@@ -147,7 +160,7 @@ def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, tria
     # print() inside train_fn goes to the trial's log instead of the executor's console.
     out = _LineWriter(lambda line: reporter.log(line, jupyter=False))
     try:
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), current_trial.running(trial.trial_id, ctx.tensorboard_dir, reporter.log):
             result.metric = _call_train_fn(ctx, spec, reporter)
         result.has_metric = True
         result.status = TrialStatus.FINISHED
@@ -181,40 +194,47 @@ def _freeze_survivors() -> None:
     gc.freeze()
 
 
-def run_task(ctx: ExecutorContext) -> Callable:
-    """The function Spark runs for each trial-slot partition.
+def run_task(payload: bytes) -> Callable:
+    """The function Spark runs for each trial-slot partition (with ``mapPartitions``).
 
-    The task registers with the driver, then loops: hand in the last result and get the
-    next trial in one round trip, run it, until the driver answers ``done``.
+    The task unpickles its :class:`ExecutorContext` from ``payload`` (made with
+    :func:`maggy.core.shipping.pack`) itself, so that a failure to load the user's code (a
+    module missing on the executors) is not a task failure that Spark retries, to fail the
+    same way each time: the task yields the traceback as data and ends, and the driver
+    explains it in every trial's error. Otherwise it yields nothing: it registers with the
+    driver, then loops: hand in the last result and get the next trial in one round trip,
+    run it, until the driver answers ``done``.
+
+    Args:
+        payload: the pickled :class:`ExecutorContext` (its training data is a
+            ``core.data.DataSource``: where the rows are, which the task reads itself).
     """
 
-    def task(_partition) -> None:
+    def task(_partition) -> Iterator[str]:
         from pyspark import TaskContext
 
+        try:
+            ctx = unpack(payload)
+        except Exception:
+            yield traceback.format_exc()
+            return
         task_ctx = TaskContext.get()
         if task_ctx is not None:
             _freeze_survivors()
         partition = task_ctx.partitionId() if task_ctx else 0
         attempt = task_ctx.attemptNumber() if task_ctx else 0
-        gpus = []
-        if task_ctx is not None:
-            resource = task_ctx.resources().get("gpu")
-            gpus = list(resource.addresses) if resource is not None else []
-        _set_current_device(pick_device(gpus, partition))
-        for module_type, rule in ctx.repair_rules.items():
-            register_repair_rule(module_type, rule)
-        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:
+        gpus = task_gpus(task_ctx.resources() if task_ctx else {}, partition, ctx.gpus_per_trial)
+        # Spark's addresses become the process's only visible GPUs, so cuda:0 is the first of them.
+        _set_current_device(claim_gpus(gpus) if gpus else pick_device([], partition))
+        cache_mb = ctx.data.cache_mb if ctx.data is not None else 0
+        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client, worker_cache(cache_mb):
             executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
             result = None
             while True:
                 try:
                     reply = client.next(executor_id, result)
                 except grpc.RpcError as e:
-                    if result is not None and e.code() in (
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        grpc.StatusCode.ALREADY_EXISTS,
-                        grpc.StatusCode.NOT_FOUND,
-                    ):
+                    if result is not None and trial_revoked(e):
                         # The driver no longer wants this result (the trial was re-run
                         # elsewhere); ask for work without it.
                         result = None

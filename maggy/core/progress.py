@@ -71,6 +71,12 @@ class Progress:
         if self._bar is not None:
             self._bar.update(1)  # redraws, subject to tqdm's rate limit
 
+    def grow(self, count: int) -> None:
+        """``count`` more trials were scheduled while the experiment runs (adaptive ablators)."""
+        if self._bar is not None and count:
+            self._bar.total += count
+            self._bar.refresh()
+
     def write(self, line: str) -> None:
         """Prints a line above the bar; nothing when the display is off (``verbose=False``)."""
         if self._bar is not None:

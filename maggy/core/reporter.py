@@ -9,16 +9,13 @@ from typing import Callable, Optional
 
 import grpc
 
+from maggy.core.rpc.client import trial_revoked
 from maggy.exceptions import EarlyStopException
 
 __all__ = ["Reporter", "to_float"]
 
 # What the heartbeat thread calls: send(seq, metrics, logs) -> stop flag.
 SendFn = Callable[[int, list, list], bool]
-
-# The driver answers these when the trial is no longer this executor's to run (it was
-# handed to another executor after this one was presumed lost): stop working on it.
-_REVOKED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
 
 #: Shortest pause between two heartbeats, in seconds (or ``hb_interval`` if that is shorter).
 #: A train_fn that broadcasts every batch would otherwise make one call per batch, and those
@@ -171,7 +168,7 @@ class Reporter:
                 stop = self._send(seq, metrics, logs)
             except grpc.RpcError as e:
                 with self._cond:
-                    if e.code() in _REVOKED:
+                    if trial_revoked(e):  # a stale copy: it stops at its next broadcast
                         self._stop = True
                         return
                     # Transient failure: keep everything for the next heartbeat, in order.

@@ -74,6 +74,9 @@ class TrialScheduler:
         es_interval: consult the rule after every ``es_interval``-th step of a trial.
         max_trial_retries: how often a trial lost with its executor is run again.
         finished_histories: metric histories of trials finished in an earlier run (resume).
+        open_ended: trials may be added while it runs (:meth:`add`, adaptive ablators); the
+            experiment is then over only once :meth:`close` is called, so executors wait
+            for what the controller adds after the last result instead of leaving.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class TrialScheduler:
         max_trial_retries: int = 2,
         finished_histories: Sequence[Sequence[float]] = (),
         base_histories: Optional[dict] = None,
+        open_ended: bool = False,
     ):
         self._cond = threading.Condition()
         self._specs = {spec["trial_id"]: spec for spec in specs}
@@ -100,6 +104,7 @@ class TrialScheduler:
         # trial, or the history of one that finished (also in an earlier, resumed run).
         self._base_values: dict[int, list] = {int(r): list(v) for r, v in (base_histories or {}).items()}
         self._closed = False
+        self.open_ended = open_ended
         self.policy = policy
         self.direction = direction
         self.es_interval = es_interval
@@ -112,15 +117,10 @@ class TrialScheduler:
         """Number of trials this scheduler runs."""
         return len(self._specs)
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closed
-
     def is_over(self) -> bool:
         """True when no trial will be handed out any more (all done, or closed)."""
         with self._cond:
-            return self._closed or len(self._done) == len(self._specs)
+            return self._closed or (not self.open_ended and len(self._done) == len(self._specs))
 
     def all_done(self) -> bool:
         """True when every trial has a record."""
@@ -131,11 +131,6 @@ class TrialScheduler:
         """Records of the trials that ended, in the order they ended."""
         with self._cond:
             return list(self._done.values())
-
-    def counts(self) -> dict:
-        """How many trials are pending, running and done."""
-        with self._cond:
-            return {"pending": len(self._pending), "running": len(self._running), "done": len(self._done)}
 
     # -- called by the RPC handlers ---------------------------------------------------
     def register(self, partition: int, task_attempt: int, host: str) -> str:
@@ -169,7 +164,7 @@ class TrialScheduler:
                 if self._pending and not self._closed:
                     spec = self._pending.popleft()
                     return spec, self._start(spec, executor_id, executor)
-                if self._closed or len(self._done) == len(self._specs):
+                if self._closed or (not self.open_ended and len(self._done) == len(self._specs)):
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -201,6 +196,23 @@ class TrialScheduler:
             return running.stop
 
     # -- called by the controller -----------------------------------------------------
+    def add(self, specs: Sequence[dict]) -> None:
+        """Queues trials decided while the experiment runs (after those pending).
+
+        Raises:
+            ValueError: a trial id already known, or the scheduler is closed.
+        """
+        with self._cond:
+            if self._closed:
+                raise ValueError("cannot add trials to a closed scheduler")
+            for spec in specs:
+                if spec["trial_id"] in self._specs:
+                    raise ValueError(f"trial {spec['trial_id']!r} was already scheduled")
+            for spec in specs:
+                self._specs[spec["trial_id"]] = spec
+                self._pending.append(spec)
+            self._cond.notify_all()
+
     def check_timeouts(self, timeout: float) -> None:
         """Treats trials silent for more than ``timeout`` seconds as lost with their executor."""
         now = time.monotonic()

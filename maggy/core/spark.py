@@ -13,14 +13,14 @@ import sys
 import tempfile
 from typing import Optional
 
-__all__ = ["check_java", "get_session", "decide_slots", "driver_hosts", "MIN_JAVA"]
+from maggy.core.session import spark_conf
+
+__all__ = ["check_java", "get_session", "decide_slots", "MIN_JAVA"]
 
 logger = logging.getLogger(__name__)
 
 MIN_JAVA = 17
 
-#: Where the embedded session's JVM writes its console output (set when maggy starts one).
-spark_log: Optional[str] = None
 _LOG4J = os.path.join(os.path.dirname(__file__), "log4j2.properties")
 
 
@@ -89,7 +89,7 @@ def get_session(slots: Optional[int], task_retries: int):
 
     The embedded session runs executors on this very Python interpreter (so they can import
     torch and maggy), lets Spark retry a task whose Python worker died (F = retries + 1), and
-    logs errors only, to the file named by :data:`spark_log`.
+    logs errors only, to ``maggy-spark-<pid>.log`` in the temporary directory.
 
     Args:
         slots: N, parallel tasks of the embedded session (``None``: one per CPU core).
@@ -98,15 +98,9 @@ def get_session(slots: Optional[int], task_retries: int):
     Returns:
         ``(spark, started)``: the session and whether this call started it.
     """
-    from pyspark import SparkConf, SparkContext
-    from pyspark.java_gateway import launch_gateway
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    if active is None and SparkContext._active_spark_context is not None:
-        # A session started on another thread is not "active" on this one, but it is the
-        # user's cluster all the same.
-        active = SparkSession.builder.getOrCreate()
+    active = _running_session()
     if active is not None:
         return active, False
     if "PYSPARK_GATEWAY_PORT" in os.environ:
@@ -114,6 +108,25 @@ def get_session(slots: Optional[int], task_retries: int):
         # are the launcher's to choose, not ours.
         return SparkSession.builder.appName("maggy").getOrCreate(), True
     check_java()
+    _prepare_executor_environment()
+    return _launch(_embedded_conf(slots or os.cpu_count() or 1, task_retries)), True
+
+
+def _running_session():
+    """The user's session: active on this thread, or started on another one; else None."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is None and SparkContext._active_spark_context is not None:
+        # A session started on another thread is not "active" on this one, but it is the
+        # user's cluster all the same.
+        active = SparkSession.builder.getOrCreate()
+    return active
+
+
+def _prepare_executor_environment() -> None:
+    """Makes the embedded session's executors run this interpreter, with maggy importable."""
     # Executors must run the driver's interpreter, or they cannot import torch.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -122,21 +135,25 @@ def get_session(slots: Optional[int], task_retries: int):
     if package_root not in paths:
         # maggy may be used from a source checkout that executors could not otherwise import.
         os.environ["PYTHONPATH"] = os.pathsep.join(paths + [package_root])
-    n = slots or os.cpu_count() or 1
+
+
+def _embedded_conf(slots: int, task_retries: int):
+    """The SparkConf of the embedded ``local[slots, task_retries + 1]`` session."""
+    from pyspark import SparkConf
+
     java_opts = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
     conf = (
         SparkConf()
-        .setMaster(f"local[{n},{task_retries + 1}]")
+        .setMaster(f"local[{slots},{task_retries + 1}]")
         .setAppName("maggy")
         .set("spark.ui.enabled", "false")
-        .set("spark.ui.showConsoleProgress", "false")
         .set("spark.driver.extraJavaOptions", java_opts)
         .set("spark.executor.extraJavaOptions", java_opts)
-        .set("spark.python.worker.reuse", "true")
-        # Workers fork from a daemon that has imported torch already: a lagom() after Spark
-        # retired its idle workers starts its first trial in ~0.75 s instead of ~3 s.
-        .set("spark.python.daemon.module", "maggy.core.worker_daemon")
     )
+    for key, value in spark_conf().items():
+        # The interpreter is PYSPARK_PYTHON's above, so a user's own PYSPARK_PYTHON still wins.
+        if not key.startswith("spark.pyspark."):
+            conf.set(key, value)
     socket_dir = _unix_socket_dir()
     if socket_dir is not None:
         # Over Spark's default TCP connection a reused worker received each task's input
@@ -145,16 +162,24 @@ def get_session(slots: Optional[int], task_retries: int):
         # these settings.
         conf.set("spark.python.unix.domain.socket.enabled", "true")
         conf.set("spark.python.unix.domain.socket.dir", socket_dir)
+    return conf
+
+
+def _launch(conf):
+    """Starts the JVM and the session for ``conf``; the JVM's console output goes to a log file."""
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+    from pyspark.sql import SparkSession
+
     # The JVM's own console output (JDK notices, Spark start-up lines, and the executors'
     # stray stderr) goes to a log file instead of the user's notebook or terminal.
-    global spark_log
-    spark_log = os.path.join(tempfile.gettempdir(), f"maggy-spark-{os.getpid()}.log")
-    with open(spark_log, "ab") as log:
+    log_path = os.path.join(tempfile.gettempdir(), f"maggy-spark-{os.getpid()}.log")
+    with open(log_path, "ab") as log:
         gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
     SparkContext(conf=conf, gateway=gateway)
     spark = SparkSession.builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    return spark, True
+    return spark
 
 
 def _unix_socket_dir() -> Optional[str]:
@@ -174,18 +199,3 @@ def _unix_socket_dir() -> Optional[str]:
         return None
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
-
-
-def driver_hosts(spark) -> tuple[str, str]:
-    """``(bind, advertise)``: where the gRPC server listens and the address executors use.
-
-    Local masters keep everything on the loopback; on a cluster the server listens on all
-    interfaces and executors reach it at ``spark.driver.host``.
-    """
-    # Two single lookups: SparkContext.getConf() copies the whole configuration out of the
-    # JVM (~20 ms, before every experiment's first trial).
-    if spark.sparkContext.master.startswith("local"):
-        return "127.0.0.1", "127.0.0.1"
-    host = spark.conf.get("spark.driver.host", None) or "127.0.0.1"
-    bind = "127.0.0.1" if host.startswith("127.") or host == "localhost" else "0.0.0.0"
-    return bind, host

@@ -6,20 +6,20 @@ exactly the same thing.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from maggy.ablation.datasets import PandasDataset, input_info
+from maggy.ablation.repair_registry import user_rules
 from maggy.ablation.study import AblationStudy
+from maggy.core.data import DataSource, load_dataset
 from maggy.exceptions import AblationError
 from maggy.trial import as_list, describe
 from maggy.util import set_seed
 
-__all__ = ["build_dataset", "build_model", "accepts_parameter"]
+__all__ = ["build_dataset", "build_model", "accepts_parameter", "experiment_rules"]
 
 
 def accepts_parameter(fn: Callable, name: str) -> bool:
@@ -41,7 +41,8 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
     Args:
         study: the study.
         spec: the trial spec.
-        dataframe: the catalog dataset (pandas) when the study names one.
+        dataframe: the training data when the study names one: a ``DataSource`` (the
+            trial reads its columns) or a pandas DataFrame.
 
     A ``PandasDataset`` left without any feature gets one all-zero column instead (no
     information), so that trial can still be built.
@@ -50,8 +51,14 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
         TypeError: the dataset cannot remove features the way the trial needs.
     """
     features = as_list(spec.get("ablated_feature"))
+    removes_features = bool(features)
     generator = study.dataset_generator
-    if generator is None:
+    if generator is None and isinstance(dataframe, DataSource):
+        # The first feature is never read; a coalition's other features are dropped after.
+        dataset = load_dataset(dataframe, study.label_name, features[0] if features else None,
+                               streaming=study.streaming)
+        features = features[1:]
+    elif generator is None:
         dataset = PandasDataset(dataframe, study.label_name)
     elif accepts_parameter(generator, "ablated_features"):
         return generator(ablated_features=features)
@@ -70,7 +77,7 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
         )
     for feature in features:
         dataset.ablate_feature(feature)
-    if isinstance(dataset, PandasDataset) and features and not dataset.feature_names:
+    if isinstance(dataset, PandasDataset) and removes_features and not dataset.feature_names:
         # Every feature removed (a coalition of the Shapley policy always has this one): the
         # model gets one all-zero column, so it can be built and learns only what needs no
         # feature (the label's mean), the "no information" value such a coalition stands for.
@@ -78,11 +85,23 @@ def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> An
     return dataset
 
 
+def experiment_rules(study: AblationStudy) -> dict:
+    """The repair rules an experiment carries: this process's registered rules as
+    ``lagom()`` starts, overridden by the study's own (``study.model.add_repair_rule``).
+
+    Executors apply exactly these, passed along with the experiment, never a table of
+    their own process: Spark reuses its Python workers from one experiment to the next.
+    """
+    return {**user_rules(), **study.model.repair_rules}
+
+
 def build_model(
     study: AblationStudy,
     spec: dict,
     dataset: Any = None,
     log: Optional[Callable[[str], None]] = None,
+    rules: Optional[dict] = None,
+    base_dataset: Optional[Callable[[], Any]] = None,
 ):
     """The trial's model: generated, seeded, ablated and shape-repaired.
 
@@ -93,10 +112,19 @@ def build_model(
         study: the study.
         spec: the trial spec.
         dataset: the trial's dataset; its ``input_shape`` / ``sample_input()`` drive the
-            shape repair.
-        log: receives the lines surgery prints ("Ablating layer 3 - ReLU()"); ``None``
-            discards them.
+            shape repair, else the input is inferred from its first item
+            (:func:`maggy.ablation.model_input.infer_input`).
+        log: receives surgery's report ("Ablating layer 3 - ReLU()"); ``None`` discards it.
+        rules: the experiment's repair rules (:func:`experiment_rules`); ``None`` uses the
+            rules registered in this process.
+        base_dataset: builds the dataset without the trial's feature ablation, which input
+            inference needs for a feature trial; called only then.
+
+    Raises:
+        AblationError: a removal or repair that cannot be made, or an input that can be
+            neither read from the dataset nor inferred; the message names the trial.
     """
+    from maggy.ablation.model_input import model_input
     from maggy.ablation.surgery import ablate
 
     trial = f"{spec.get('trial_id')} ({describe(spec)})"
@@ -112,30 +140,34 @@ def build_model(
         generator = study.model.base_model_generator
     set_seed(spec.get("seed"))
     model = generator()
-    input_shape, sample_input = input_info(dataset) if dataset is not None else (None, None)
     layers = spec.get("ablated_layers")
-    if not layers and input_shape is None and sample_input is None:
-        return model
+    feature = spec.get("ablated_feature")
+    input_shape, sample_input = input_info(dataset) if dataset is not None else (None, None)
+    if input_shape is None and sample_input is None:
+        if not layers and not feature:
+            return model  # nothing removed and nothing stated to check the model against
+        if dataset is not None:
+            base = base_dataset() if feature and base_dataset is not None else None
+            input_shape, sample_input = model_input(model, dataset, base, f"trial {trial}: ")
     infer_activation = spec.get("infer_activation", False)
     if isinstance(infer_activation, list):
         # Layer components that disagree on infer_activation: resolve each side by its own
         # flag, then remove the union of names in one pass.
         layers, infer_activation = _resolve_mixed(model, layers, infer_activation, trial), False
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        model = ablate(
-            model,
-            layers,
-            input_shape=input_shape,
-            sample_input=sample_input,
-            infer_activation=infer_activation,
-            verbose=True,
-            trial=trial,
-        )
-    if log is not None:
-        for line in out.getvalue().splitlines():
-            log(line)
-    return model
+    return ablate(
+        model,
+        layers,
+        input_shape=input_shape,
+        sample_input=sample_input,
+        infer_activation=infer_activation,
+        trial=trial,
+        rules=rules,
+        log=log if log is not None else _discard,
+    )
+
+
+def _discard(line: str) -> None:
+    """A log that keeps nothing (pre-flight builds models only to check them)."""
 
 
 def _resolve_mixed(model, layers: list, flags: list, trial: str) -> list[str]:

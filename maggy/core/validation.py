@@ -60,10 +60,16 @@ def check_study(study: AblationStudy, train_args: list[str], dataframe: Any = No
             "with a function returning the full torch.nn.Module"
         )
     features = [c.value for c in components if c.kind == "feature"]
-    if study.dataset_generator is None and study.name is None and (features or "dataset_function" in train_args):
+    has_data = study.name is not None or study.dataframe is not None
+    if study.dataset_generator is None and not has_data and (features or "dataset_function" in train_args):
         raise ValueError(
             "the study has no dataset: name a catalog dataset in AblationStudy(name, version, "
-            "label_name=...) or call study.set_dataset_generator(make_dataset)"
+            "label_name=...), pass dataframe=, or call study.set_dataset_generator(make_dataset)"
+        )
+    if study.streaming and study.dataset_generator is not None:
+        raise ValueError(
+            "streaming=True streams a catalog dataset or dataframe=; a dataset generator can "
+            "return a maggy.ablation.StreamingDataset itself"
         )
     if dataframe is None:
         return
@@ -72,15 +78,19 @@ def check_study(study: AblationStudy, train_args: list[str], dataframe: Any = No
     if not study.label_name:
         raise ValueError(f"AblationStudy needs label_name= (the column to predict); columns: {columns}")
     if study.label_name.lower() not in lowered:
-        raise ValueError(f"label {study.label_name!r} is not a column of dataset {study.name!r} v{study.version}; columns: {columns}")
+        raise ValueError(f"label {study.label_name!r} is not a column of {_dataset_name(study)}; columns: {columns}")
     for feature in features:
         if feature.lower() not in lowered or feature.lower() == study.label_name.lower():
             close = difflib.get_close_matches(feature, columns, n=3)
             hint = f"; did you mean {close}?" if close else ""
             raise ValueError(
-                f"feature {feature!r} is not a feature of dataset {study.name!r} v{study.version}{hint} "
+                f"feature {feature!r} is not a feature of {_dataset_name(study)}{hint} "
                 f"features: {[c for c in columns if c.lower() != study.label_name.lower()]}"
             )
+
+
+def _dataset_name(study: AblationStudy) -> str:
+    return f"dataset {study.name!r} v{study.version}" if study.name is not None else "the study's dataframe"
 
 
 def check_picklable(objects: dict[str, Any]) -> None:
@@ -107,13 +117,22 @@ def check_picklable(objects: dict[str, Any]) -> None:
             ) from e
 
 
-def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, log: Optional[Callable[[str], None]] = None) -> None:
+def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None,
+              log: Optional[Callable[[str], None]] = None, rules: Optional[dict] = None) -> None:
     """Builds every trial's dataset and model once, through the same code the executors use.
 
     Impossible ablations (an index out of range, an unknown name, a shape that cannot be
-    repaired, a trial removing every feature or every layer) are collected across all
-    trials and raised together; trials removing several components are checked like any
-    other, so a coalition that cannot be built stops the study before Spark starts.
+    repaired, an input that cannot be inferred, a trial removing every feature or every
+    layer) are collected across all trials and raised together; trials removing several
+    components are checked like any other, so a coalition that cannot be built stops the
+    study before Spark starts.
+
+    Args:
+        study: the study.
+        specs: the trial specs.
+        dataframe: the catalog dataset (pandas) when the study names one.
+        log: receives surgery's report; ``None`` discards it.
+        rules: the experiment's repair rules; ``None`` uses this process's registry.
 
     Raises:
         AblationError: one message listing every invalid trial.
@@ -121,7 +140,17 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
     if study.model.base_model_generator is None and not study.model.custom_model_generators:
         return
     problems: list[str] = []
-    datasets: dict[Any, tuple[Any, Any]] = {}  # feature -> (dataset, _input_key of it)
+    has_dataset = study.dataset_generator is not None or dataframe is not None
+    datasets: dict[tuple, tuple[Any, Any]] = {}  # removed features -> (dataset, _input_key of it)
+
+    def dataset_for(features: tuple) -> tuple[Any, Any]:
+        if features not in datasets:
+            # The spec's own form: None, one name, or a list for a multi-component trial.
+            field = None if not features else features[0] if len(features) == 1 else list(features)
+            dataset = build_dataset(study, {"ablated_feature": field}, dataframe)
+            datasets[features] = (dataset, _input_key(dataset, features))
+        return datasets[features]
+
     built: set = set()  # model keys of models that built fine
     for spec in specs:
         if spec.get("repeat"):
@@ -130,20 +159,15 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
             continue
         feature = tuple(as_list(spec.get("ablated_feature")))  # several in a multi-component trial
         try:
-            if study.dataset_generator is not None or dataframe is not None:
-                if feature not in datasets:
-                    dataset = build_dataset(study, spec, dataframe)
-                    datasets[feature] = (dataset, _input_key(dataset))
-                dataset, input_key = datasets[feature]
-            else:
-                dataset, input_key = None, None
+            dataset, input_key = dataset_for(feature) if has_dataset else (None, None)
             # What a model is built from, besides the seed: equal keys build equal models.
             # (reprs: a coalition's fields may be lists)
             key = (repr(spec.get("custom_model")), repr(spec.get("ablated_layers")),
                    repr(spec.get("infer_activation")), input_key)
             if key in built:
                 continue  # e.g. every feature trial of a study: one model, one input width
-            build_model(study, spec, dataset, log=log)
+            build_model(study, spec, dataset, log=log, rules=rules,
+                        base_dataset=lambda: dataset_for(())[0])
             built.add(key)
         except AblationError as e:
             problems.append(str(e))
@@ -155,12 +179,15 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None, lo
         )
 
 
-def _input_key(dataset: Any) -> tuple:
+def _input_key(dataset: Any, feature: Any) -> tuple:
     """What surgery learns from a dataset: its input shape and its sample input's shape and dtype.
 
-    A sample input other than a tensor (or None) gives a key equal to no other.
+    A sample input other than a tensor (or None) gives a key equal to no other. A dataset
+    stating neither has its input inferred from its items, which differ with the feature.
     """
     shape, sample = input_info(dataset)
+    if shape is None and sample is None:
+        return None, ("inferred", feature)
     if sample is None:
         sample_key: Any = None
     elif hasattr(sample, "shape") and hasattr(sample, "dtype"):

@@ -136,7 +136,12 @@ class MedianStoppingRule(AbstractEarlyStop):
         return best
 
     def _reference_averages(self, finished: Sequence[Sequence[float]], steps: int) -> list[float]:
-        """:func:`_reference_averages`, from each finished history's running averages computed once."""
+        """Running averages over ``steps`` of the finished trials that reached ``steps``.
+
+        Trials that reported fewer steps, or whose average is undefined (all NaN), are left
+        out, so they do not count towards ``min_finished``. Each finished history's running
+        averages are computed once.
+        """
         memo = {}
         for history in finished:
             entry = self._finished_averages.get(id(history))
@@ -158,14 +163,6 @@ def _best_so_far(values: Sequence[float], direction: str) -> float:
     return min(seen) if direction == "min" else max(seen)
 
 
-def _running_average(values: Sequence[float], steps: int) -> float:
-    """Mean of the non-NaN values among the first ``steps``; NaN if there are none.
-
-    ``inf`` and ``-inf`` together give NaN (the mean is undefined), which the caller drops.
-    """
-    return _prefix_averages(values[:steps])[-1] if steps > 0 else math.nan
-
-
 def _prefix_averages(values: Sequence[float]) -> list[float]:
     """``out[s - 1]`` is the running average of the first ``s`` values, for every ``s``, in one pass.
 
@@ -180,15 +177,6 @@ def _prefix_averages(values: Sequence[float]) -> list[float]:
             count += 1
         out.append(total / count if count else math.nan)
     return out
-
-
-def _reference_averages(finished: Sequence[Sequence[float]], steps: int) -> list[float]:
-    """Running averages over ``steps`` of the finished trials that reached ``steps``.
-
-    Trials that reported fewer steps, or whose average is undefined (all NaN), are left out,
-    so they do not count towards ``min_finished``.
-    """
-    return _averages_at([_prefix_averages(_as_floats(history)) for history in finished], steps)
 
 
 def _averages_at(prefix_averages: Sequence[Sequence[float]], steps: int) -> list[float]:

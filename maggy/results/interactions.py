@@ -25,7 +25,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from maggy.results.table import _float, _frame, _interval
+from maggy import statistics as _stats
+from maggy.results.table import _float, _frame
 from maggy.trial import TrialStatus
 
 __all__ = [
@@ -39,6 +40,13 @@ __all__ = [
     "redundant_pairs",
     "add_analysis",
 ]
+
+
+def _interval(values) -> tuple[float, float, float, float]:
+    """(mean, sample std, 95% Student-t interval low, high); NaN where ``values`` is too short."""
+    s = _stats.paired_stats(values, wilcoxon=False)
+    return s.mean_delta, s.std, s.ci_low, s.ci_high
+
 
 INTERACTION_COLUMNS = [
     "component_a", "component_b", "pair_delta", "sum_of_singles", "interaction",

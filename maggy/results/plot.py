@@ -25,9 +25,11 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     """Draw each removed component's effect against the base trial as a horizontal bar chart.
 
     Bars are sorted by delta, biggest at the top (at most :data:`MAX_BARS`: the largest
-    effects, the title says how many were left out); error bars show the 95% interval when a
-    component has repeats. Early-stopped components are hatched (their delta is from partial
-    training), failed ones are grey with the word "failed". Uses ``matplotlib.figure.Figure``
+    effects, the title says how many were left out). Components with repeats are coloured by
+    verdict (:data:`VERDICT_COLOURS`, the verdict written beside the bar) with their 95%
+    interval as error bars; single runs are dashed outlines marked "1 run, no noise
+    estimate", not drawn like measured effects. Early-stopped components are hatched (their
+    delta is from partial training), failed ones are grey with the word "failed". Uses ``matplotlib.figure.Figure``
     directly, so it neither needs nor changes pyplot's backend (Jupyter inline keeps working).
     Under the Shapley policy (``components`` has a ``shapley`` column) it draws each
     component's LOCO delta beside its Shapley value instead (:func:`plot_loco_and_shapley`).
@@ -95,6 +97,17 @@ class _Bar(NamedTuple):
     ci_high: float
     status: str
     note: Optional[str]  # set for components drawn as a note instead of a bar
+    verdict: str = "undetermined"
+    single: bool = False  # one run: no noise estimate, drawn as an outline
+
+
+#: Bar colours by verdict (single runs and early-stopped ones are outlines instead).
+VERDICT_COLOURS = {
+    "needed": "tab:red",
+    "harmful": "tab:blue",
+    "negligible": "lightgrey",
+    "undetermined": "khaki",
+}
 
 
 #: Font size of the "early stopped" notes beside their bars, points.
@@ -128,13 +141,18 @@ def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
     import matplotlib.transforms as mtransforms
 
     rows = list(enumerate(bars))
-    plain = [(y, b) for y, b in rows if b.note is None and b.status != TrialStatus.EARLY_STOPPED]
+    plain = [(y, b) for y, b in rows if b.note is None and b.status != TrialStatus.EARLY_STOPPED and not b.single]
+    single = [(y, b) for y, b in rows if b.note is None and b.status != TrialStatus.EARLY_STOPPED and b.single]
     stopped = [(y, b) for y, b in rows if b.note is None and b.status == TrialStatus.EARLY_STOPPED]
     # Collections rather than barh: barh adds each bar as a patch and updates the data
     # limits from it, which the explicit limits set below make wasted work.
     if plain:
         ax.add_collection(_bar_collection(plain, edgecolor="black",
-                                          facecolor=["tab:red" if b.delta > 0 else "tab:blue" for _, b in plain]),
+                                          facecolor=[VERDICT_COLOURS.get(b.verdict, "white") for _, b in plain]),
+                          autolim=False)
+    if single:  # not drawn like measured effects: an outline, and a note saying so
+        ax.add_collection(_bar_collection(single, facecolor="none", linestyle="--",
+                                          edgecolor=["tab:red" if b.delta > 0 else "tab:blue" for _, b in single]),
                           autolim=False)
     if stopped:
         ax.add_collection(_bar_collection(stopped, facecolor="white", edgecolor="tab:grey", hatch="///"),
@@ -147,6 +165,13 @@ def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
     for y, b in stopped:  # beside the bar's outer end
         text, align = ("  early stopped (partial)", "left") if b.delta >= 0 else ("early stopped (partial)  ", "right")
         notes.append((b.delta, y, text, align, _NOTE_SIZE, "tab:grey"))
+    for y, b in single:
+        text, align = ("  1 run, no noise estimate", "left") if b.delta >= 0 else ("1 run, no noise estimate  ", "right")
+        notes.append((b.delta, y, text, align, _NOTE_SIZE, "dimgrey"))
+    for y, b in plain:
+        text, align = (f"  {b.verdict}", "left") if b.ci_high >= 0 or b.delta >= 0 else (f"{b.verdict}  ", "right")
+        end = max(b.delta, b.ci_high) if align == "left" else min(b.delta, b.ci_low)
+        notes.append((end if math.isfinite(end) else b.delta, y, text, align, _NOTE_SIZE, "black"))
     for x, y, text, align, size, color in notes:
         ax.text(x, y, text, ha=align, va="center", color=color, fontsize=size)
 
@@ -225,7 +250,7 @@ def _bars(result) -> list[_Bar]:
     for row in components.itertuples(index=False):
         value = _float(row.mean_delta)
         if row.status == TrialStatus.EARLY_STOPPED:
-            deltas = [d for d, _ in partial.get(row.component, []) if math.isfinite(d)]
+            deltas = [d for d, *_ in partial.get(row.component, []) if math.isfinite(d)]
             value = statistics.fmean(deltas) if deltas else math.nan
         note = None
         if row.status == TrialStatus.FAILED:
@@ -234,7 +259,9 @@ def _bars(result) -> list[_Bar]:
             note = "no delta (no metric to compare)"
         elif math.isinf(value):
             note = f"delta {value:+}"
-        bars.append(_Bar(row.component, value, _float(row.ci_low), _float(row.ci_high), row.status, note))
+        verdict = getattr(row, "verdict", None) or "undetermined"
+        bars.append(_Bar(row.component, value, _float(row.ci_low), _float(row.ci_high), row.status, note,
+                         verdict, int(row.n) < 2))
     # Components without a bar at the bottom, the rest by delta with the largest effect on top.
     return sorted(bars, key=lambda b: (b.note is None, b.delta if b.note is None else 0.0))
 

@@ -50,7 +50,7 @@ def format_summary(result: Mapping[str, Any], title: str = "LOCO") -> str:
         f"{total} trial{'' if total == 1 else 's'}: {total - stopped - failed} finished, "
         f"{stopped} early stopped, {failed} failed"
     )
-    lines += _effect_lines(result.get("components"))
+    lines += _effect_lines(result)
     lines += _shapley_lines(result.get("components"))
     lines += _interaction_lines(result.get("interactions"))
     return "\n".join(lines)
@@ -87,22 +87,40 @@ def _interaction_lines(interactions: pd.DataFrame | None) -> list[str]:
     ]
 
 
-def _effect_lines(components: pd.DataFrame | None) -> list[str]:
-    """With repeats: which components' effects are distinguishable from zero at 95%."""
-    if components is None or components.empty or components["n"].max() < 2:
+_VERDICTS = ("needed", "harmful", "negligible", "undetermined")
+
+
+def _effect_lines(result: Mapping[str, Any]) -> list[str]:
+    """Single runs say what they are; with repeats, the components grouped by verdict."""
+    components = result.get("components")
+    if components is None or components.empty:
         return []
-    rows = [r for r in components.itertuples(index=False) if r.n >= 2]
+    noise = (result.get("statistics") or {}).get("noise_sd")
+    if components["n"].max() < 2:
+        lines = [
+            "Single runs: each delta is one run against the base trial, with no noise estimate "
+            "and no verdict (repeats=3 or repeats=\"auto\" give intervals and verdicts)"
+        ]
+        if noise is not None:
+            flagged = [r.component for r in components.itertuples(index=False) if r.within_noise]
+            lines.append(
+                f"Run-to-run noise of the base trial: sd {noise:.4f}; deltas within 2 sd of 0: "
+                + (", ".join(flagged) or "none")
+            )
+        return lines
+    alpha = (result.get("statistics") or {}).get("alpha", 0.05)
 
     def describe(r) -> str:
-        interval = f"95% CI [{r.ci_low:.4f}, {r.ci_high:.4f}]"
-        return f"{r.component} ({r.mean_delta:+.4f}, {interval}, n={r.n})"
+        if r.n == 0:
+            return f"{r.component} ({r.reason})"
+        if r.n < 2:
+            return f"{r.component} ({r.mean_delta:+.4f}, n=1: {r.reason})"
+        text = f"{r.component} ({r.mean_delta:+.4f}, 95% CI [{r.ci_low:.4f}, {r.ci_high:.4f}], n={r.n}"
+        return text + (f": {r.reason})" if r.verdict == "undetermined" else ")")
 
-    yes = [describe(r) for r in rows if r.distinguishable]
-    no = [describe(r) for r in rows if not r.distinguishable]
-    return [
-        "Effects distinguishable from zero at 95% (delta > 0: removing it made the metric "
-        "worse): " + ("; ".join(yes) or "none"),
-        "Not distinguishable from zero at 95%: " + ("; ".join(no) or "none"),
-    ]
-
-
+    rows = list(components.itertuples(index=False))
+    lines = [f"Verdicts at alpha {alpha:g} (delta > 0: removing it made the metric worse):"]
+    for verdict in _VERDICTS:
+        named = [describe(r) for r in rows if r.verdict == verdict]
+        lines.append(f"  {verdict}: " + ("; ".join(named) or "none"))
+    return lines

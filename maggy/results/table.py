@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from maggy import statistics as _stats
 from maggy.trial import TrialStatus, check_direction, component_label, layer_label, listed, removed_labels
 
 TRIAL_COLUMNS = [
@@ -18,27 +19,23 @@ TRIAL_COLUMNS = [
 _REPEAT_COLUMNS = ["repeat", "seed"]
 COMPONENT_COLUMNS = [
     "component", "n", "mean_delta", "std", "ci_low", "ci_high", "distinguishable", "status",
+    "p_value", "p_adjusted", "effect_size", "verdict", "reason", "p_wilcoxon", "stopped",
+    "within_noise",
 ]
 _TEXT_COLUMNS = {
     "trial_id", "ablated_feature", "ablated_layers", "custom_model", "status", "executor",
-    "error", "component", "removed", "component_a", "component_b", "kind",
+    "error", "component", "removed", "component_a", "component_b", "kind", "verdict", "reason",
 }
-_INT_COLUMNS = {"steps", "repeat", "seed", "n"}
-
-# Two-sided 95% critical values of Student's t for df = 1..30.
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
-_Z975 = 1.959964
+_INT_COLUMNS = {"steps", "repeat", "seed", "n", "stopped"}
+_BOOL_COLUMNS = {"distinguishable", "within_noise"}
 
 
 # --------------------------------------------------------------------------- result
 
 
 def build_result(
-    records: Iterable[Mapping[str, Any]], direction: str, duration: float
+    records: Iterable[Mapping[str, Any]], direction: str, duration: float,
+    judging: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the experiment's result dict from its trial records.
 
@@ -52,10 +49,17 @@ def build_result(
         records: trial records as in docs/architecture.md.
         direction: ``"min"`` or ``"max"``.
         duration: wall time of the experiment in seconds.
+        judging: how components are judged: ``alpha`` (0.05), ``min_effect`` (None),
+            and ``min_repeats``/``max_repeats`` when repeats adapt (see
+            :mod:`maggy.statistics`). Kept in the result as ``statistics``, with
+            ``noise_sd`` added (the sample std of the base trial's metrics, or None).
 
     Returns:
         A dict with ``best_config``, ``best_val``, ``worst_config``, ``worst_val``, ``avg``
-        (``None`` when no trial finished), ``num_trials``, ``early_stopped``, ``failed``,
+        (``None`` when no trial finished), ``best_id`` and ``worst_id`` (the ``trial_id`` of
+        the best and worst trial; with repeats, of the component's first finished repeat;
+        ``None`` when no trial finished), ``metric_list`` (the final metrics ``avg`` is
+        over, in table order, as upstream Maggy's result has them), ``num_trials``, ``early_stopped``, ``failed``,
         ``duration``, ``direction``, ``trials`` (DataFrame, columns :data:`TRIAL_COLUMNS`
         plus ``repeat`` and ``seed`` when any record has ``repeat > 0``; sorted by index,
         then repeat) and ``components`` (see :func:`components_table`).
@@ -88,24 +92,27 @@ def build_result(
     statuses = [t["status"] for t in trials]
 
     result: dict[str, Any] = {
-        "best_config": None, "best_val": None, "worst_config": None, "worst_val": None,
-        "avg": None,
+        "best_id": None, "best_config": None, "best_val": None,
+        "worst_id": None, "worst_config": None, "worst_val": None,
+        "avg": None, "metric_list": [],
         "num_trials": len(trials),
         "early_stopped": statuses.count(TrialStatus.EARLY_STOPPED),
         "failed": statuses.count(TrialStatus.FAILED),
         "duration": float(duration),
         "direction": direction,
         "trials": _frame(rows, columns),
-        "components": _components_from_groups(_groups_from_records(trials)),
     }
+    options = _statistics_options(judging, list(base.values()))
+    result["statistics"] = options
+    result["components"] = _components_from_groups(_groups_from_records(trials), options)
     ranked = _rank_components(trials, direction)
     if ranked:
         (best, best_val), (worst, worst_val) = ranked[0], ranked[-1]
         finished = [t["metric"] for t in trials if _counts(t)]
         result.update(
-            best_config=_config(best), best_val=best_val,
-            worst_config=_config(worst), worst_val=worst_val,
-            avg=statistics.fmean(finished),
+            best_id=best["trial_id"], best_config=_config(best), best_val=best_val,
+            worst_id=worst["trial_id"], worst_config=_config(worst), worst_val=worst_val,
+            avg=statistics.fmean(finished), metric_list=finished,
         )
     return result
 
@@ -205,15 +212,20 @@ def _config(trial: Mapping[str, Any]) -> dict[str, str]:
 def components_table(
     source: Mapping[str, Any] | Iterable[Mapping[str, Any]], direction: str | None = None
 ) -> pd.DataFrame:
-    """One row per removed component: the mean effect of removing it and its 95% interval.
+    """One row per removed component: the effect of removing it, how sure we are, a verdict.
 
     Each component's deltas (see the module docstring for the sign) over its finished
-    repeats give ``n``, ``mean_delta``, the sample ``std``, a Student-t 95% confidence
-    interval ``ci_low``/``ci_high`` and ``distinguishable`` (the interval excludes 0). With
-    repeats paired by seed this is a paired comparison with the base trial. Rows with
-    ``n < 2`` have NaN ``std``/CI and ``distinguishable`` False. ``status`` is ``finished``
-    if any repeat finished, else ``early_stopped`` or ``failed``. The base trial (nothing
-    removed) has no row.
+    repeats, paired with the base trial of the same repeat, give ``n``, ``mean_delta``, the
+    sample ``std``, a Student-t 95% confidence interval ``ci_low``/``ci_high``,
+    ``distinguishable`` (the interval excludes 0), ``p_value`` (paired t-test),
+    ``p_adjusted`` (Holm over the study's components; times the number of looks under
+    adaptive repeats), ``effect_size`` (mean / std), ``p_wilcoxon`` (signed-rank, n >= 6),
+    ``verdict`` (``needed``/``harmful``/``negligible``/``undetermined``) and its ``reason``
+    (see :mod:`maggy.statistics`). Early-stopped runs are not paired differences:
+    they are counted in ``stopped`` and left out. ``within_noise`` is True when
+    ``|mean_delta|`` is at most twice the base trial's run-to-run std (``noise_runs``).
+    Rows with ``n < 2`` have NaN ``std``/CI/p-values. ``status`` is ``finished`` if any
+    repeat finished, else ``early_stopped`` or ``failed``. The base trial has no row.
 
     Args:
         source: a result from :func:`build_result` (its ``trials`` DataFrame is used) or a
@@ -238,7 +250,8 @@ def components_table(
         ('feature age', 3, True)
     """
     if isinstance(source, Mapping):
-        return _components_from_groups(_groups_from_frame(source["trials"]))
+        options = source.get("statistics") or _statistics_options(None, _base_from_frame(source["trials"]))
+        return _components_from_groups(_groups_from_frame(source["trials"]), options)
     check_direction(direction)
     return build_result(list(source), direction, 0.0)["components"]
 
@@ -247,76 +260,100 @@ def _component_label(feature, layers, model) -> str:
     return component_label(*(None if _missing(v) else v for v in (feature, layers, model)))
 
 
-def _groups_from_records(trials) -> dict[str, list[tuple[float, str]]]:
-    """component label -> [(delta, status)] for every non-base trial, in declaration order."""
-    groups: dict[str, list[tuple[float, str]]] = {}
+class _Run(NamedTuple):
+    """One run of a component: its delta against the base trial, status and repeat."""
+
+    delta: float
+    status: str
+    repeat: int
+
+
+def _groups_from_records(trials) -> dict[str, list[_Run]]:
+    """component label -> its runs, for every non-base trial, in declaration order."""
+    groups: dict[str, list[_Run]] = {}
     for t in trials:
         # The base trial and trials removing several components (pairs, coalitions) are
         # not one component's effect.
         if t["index"] == 0 or len(t["removed"]) != 1:
             continue
-        groups.setdefault(t["removed"][0], []).append((t["delta"], t["status"]))
+        groups.setdefault(t["removed"][0], []).append(_Run(t["delta"], t["status"], t["repeat"]))
     return groups
 
 
-def _groups_from_frame(frame: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
+def _groups_from_frame(frame: pd.DataFrame) -> dict[str, list[_Run]]:
     # The trials table has no index column; the base trial is the one that removes nothing.
-    groups: dict[str, list[tuple[float, str]]] = {}
+    groups: dict[str, list[_Run]] = {}
     for row in frame.itertuples(index=False):
         removed = getattr(row, "removed", None)
         if isinstance(removed, (list, tuple)):
             if len(removed) == 1:
-                groups.setdefault(removed[0], []).append((_float(row.delta), row.status))
+                repeat = getattr(row, "repeat", 0)
+                groups.setdefault(removed[0], []).append(
+                    _Run(_float(row.delta), row.status, 0 if _missing(repeat) else int(repeat)))
             continue
         label = _component_label(row.ablated_feature, row.ablated_layers, row.custom_model)  # older tables
         if label != "base":
-            groups.setdefault(label, []).append((_float(row.delta), row.status))
+            repeat = getattr(row, "repeat", 0)
+            groups.setdefault(label, []).append(_Run(_float(row.delta), row.status, 0 if _missing(repeat) else int(repeat)))
     return groups
 
 
-def _components_from_groups(groups: Mapping[str, list[tuple[float, str]]]) -> pd.DataFrame:
+def _base_from_frame(frame: pd.DataFrame) -> list[float]:
+    """The base trial's metrics (finished or stopped runs with a metric), from a trials table."""
+    return [
+        _float(row.metric) for row in frame.itertuples(index=False)
+        if _component_label(row.ablated_feature, row.ablated_layers, row.custom_model) == "base"
+        and row.status != TrialStatus.FAILED and not math.isnan(_float(row.metric))
+    ]
+
+
+def _statistics_options(given: Mapping[str, Any] | None, base_metrics: Sequence[float]) -> dict[str, Any]:
+    """The judging options with defaults filled in, plus the base trial's run-to-run ``noise_sd``."""
+    options = {"alpha": 0.05, "min_effect": None, "min_repeats": None, "max_repeats": None}
+    options.update({k: v for k, v in (given or {}).items() if k in options})
+    finite = [m for m in base_metrics if math.isfinite(m)]
+    options["noise_sd"] = statistics.stdev(finite) if len(finite) >= 2 else None
+    return options
+
+
+def _components_from_groups(groups: Mapping[str, list[_Run]], options: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per component; verdicts from :mod:`maggy.statistics`.
+
+    Only finished runs are paired differences: an early-stopped run's metric is from partial
+    training, so it is counted in ``stopped`` and left out of the statistics.
+    """
+    deltas = {
+        label: {r.repeat: r.delta for r in runs if r.status == TrialStatus.FINISHED and not math.isnan(r.delta)}
+        for label, runs in groups.items()
+    }
+    stopped = {label: [r.repeat for r in runs if r.status == TrialStatus.EARLY_STOPPED] for label, runs in groups.items()}
+    alpha, min_effect = options["alpha"], options["min_effect"]
+    if options.get("min_repeats") is not None:
+        completed = 1 + max((r.repeat for runs in groups.values() for r in runs), default=-1)
+        judged = _stats.sequential_verdicts(deltas, completed, options["min_repeats"], options["max_repeats"],
+                                            alpha, min_effect, stopped)
+    else:
+        counts = {label: len(s) for label, s in stopped.items()}
+        judged = _stats.judge({label: list(d.values()) for label, d in deltas.items()}, alpha, min_effect,
+                              stopped=counts)
+    noise = options.get("noise_sd")
     rows = []
     for label, runs in groups.items():
-        deltas = [d for d, status in runs if status == TrialStatus.FINISHED and not math.isnan(d)]
-        mean, std, low, high = _interval(deltas)
-        statuses = {status for _, status in runs}
-        best = (TrialStatus.FINISHED, TrialStatus.EARLY_STOPPED)
-        status = next((s for s in best if s in statuses), TrialStatus.FAILED).value
+        j = judged[label]
+        s = j.stats
+        statuses = {r.status for r in runs}
+        status = next((x for x in (TrialStatus.FINISHED, TrialStatus.EARLY_STOPPED) if x in statuses), TrialStatus.FAILED).value
         rows.append({
-            "component": label, "n": len(deltas), "mean_delta": mean, "std": std,
-            "ci_low": low, "ci_high": high,
-            "distinguishable": bool(low > 0 or high < 0), "status": status,
+            "component": label, "n": s.n, "mean_delta": s.mean_delta, "std": s.std,
+            "ci_low": s.ci_low, "ci_high": s.ci_high,
+            "distinguishable": bool(s.ci_low > 0 or s.ci_high < 0), "status": status,
+            "p_value": s.p_value, "p_adjusted": j.p_adjusted, "effect_size": s.effect_size,
+            "verdict": j.verdict.value, "reason": j.reason, "p_wilcoxon": s.p_wilcoxon,
+            "stopped": len(stopped[label]),
+            # Within about two run-to-run standard deviations of the base trial: noise-sized.
+            "within_noise": bool(noise is not None and s.n > 0 and abs(s.mean_delta) <= 2 * noise),
         })
     return _frame(rows, COMPONENT_COLUMNS)
-
-
-def _interval(values: Sequence[float]) -> tuple[float, float, float, float]:
-    """(mean, sample std, 95% CI low, high); NaN where ``values`` is too short."""
-    if not values:
-        return (math.nan,) * 4
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.nan, math.nan, math.nan
-    std = statistics.stdev(values)
-    half = _t_critical(len(values) - 1) * std / math.sqrt(len(values))
-    return mean, std, mean - half, mean + half
-
-
-def _t_critical(df: int) -> float:
-    """Two-sided 95% critical value of Student's t with ``df`` degrees of freedom."""
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df!r}")
-    if df <= len(_T95):
-        return _T95[df - 1]
-    # Cornish-Fisher expansion around the normal quantile; within 1e-4 of the exact value
-    # for df > 30, and tends to 1.96.
-    z = _Z975
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -350,7 +387,7 @@ def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.Data
         elif column in _INT_COLUMNS:
             ints = [None if _missing(v) else int(v) for v in values]
             data[column] = pd.array(ints, dtype="Int64")
-        elif column == "distinguishable":
+        elif column in _BOOL_COLUMNS:
             data[column] = pd.Series([bool(v) for v in values], dtype=bool)
         else:
             data[column] = pd.Series([_float(v) for v in values], dtype=float)

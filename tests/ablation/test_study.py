@@ -91,3 +91,20 @@ def test_constructor_arguments_are_checked():
         AblationStudy("titanic", 1, label_name=3)
     with pytest.raises(TypeError, match="function returning a MaggyDataset"):
         AblationStudy(dataset_generator="data.csv")
+
+
+def test_noise_runs_add_base_runs_after_the_thesis_trials(study):
+    from maggy.ablation.ablator import LOCO
+    from maggy.config import AblationConfig
+
+    study.model.layers.include(2, 4)
+    study.model.layers.include_groups([2, 3], [4, 5])
+    study.model.features.include("Fare")
+    ablator = LOCO(study)
+    ablator.configure(AblationConfig(ablation_study=study, noise_runs=2))
+    ablator.initialize()
+    trials = ablator.more_trials([])
+    # Rule: the 6 trials of the thesis first, then the base trial alone with the next seeds.
+    assert len(trials) == ablator.get_number_of_trials() == 8
+    assert [t["index"] for t in trials[6:]] == [0, 0] and [t["seed"] for t in trials[6:]] == [1, 2]
+    assert [t["repeat"] for t in trials[:6]] == [0] * 6

@@ -287,6 +287,19 @@ def test_verbose_false_prints_nothing(capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_log_receives_the_report_instead_of_stdout(capsys):
+    lines = []
+    ablate(titanic(), [4, 5], input_shape=(6,), log=lines.append)
+    # Rule: with log=, each removal and repair goes to it, one line each, and nothing is printed.
+    assert lines == [
+        "Ablating layer 5 - ReLU()",
+        "Ablating layer 4 - Linear(in_features=64, out_features=32, bias=True)",
+        "Repaired layer 4 - Linear(in_features=32, out_features=2, bias=True) -> "
+        "Linear(in_features=64, out_features=2, bias=True)",
+    ]
+    assert capsys.readouterr().out == ""
+
+
 def test_model_errors_during_the_pass_name_trial_module_and_shapes():
     # A Linear(6, ...) fed 7 features is an input mismatch of the *first* layer: repaired.
     assert ablate(titanic(), None, input_shape=(7,), verbose=False)[0].in_features == 7

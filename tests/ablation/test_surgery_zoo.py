@@ -4,6 +4,10 @@ Each ablation is followed by a forward pass and one training step. Cases where s
 refuse (a residual add whose branches differ, widths a layer cannot take) check the message.
 """
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -388,6 +392,42 @@ def test_user_rule_beats_the_builtin_and_unregister_restores_it():
     finally:
         unregister_repair_rule(nn.Linear)
     assert calls == [5] and find_repair_rule(nn.Linear) is builtin
+
+
+def test_rules_passed_to_ablate_apply_to_that_call_only(scale_rule):
+    # Rule: with rules=, exactly those user rules (and the built-in ones) apply; the rules
+    # registered in the process do not.
+    with pytest.raises(AblationError, match=r"no repair rule is registered for Scale"):
+        ablate(scaled(), 0, input_shape=(4,), verbose=False, rules={})
+    unregister_repair_rule(Scale)
+    try:
+        model = ablate(scaled(), 0, input_shape=(4,), verbose=False, rules={Scale: SCALE_RULE})
+        assert model[0].weight.shape == (4,)
+        assert find_repair_rule(Scale) is None  # nothing was registered on the way
+    finally:
+        register_repair_rule(Scale, SCALE_RULE)  # the fixture unregisters it
+
+
+@pytest.mark.parametrize("rules, match", [
+    ([Scale], "rules must be a dict"),
+    ({int: SCALE_RULE}, "module_type must be a subclass of torch.nn.Module"),
+    ({Scale: lambda m, w: Scale(w)}, r"rules\[Scale\] must be a RepairRule"),
+])
+def test_rules_passed_to_ablate_are_checked(rules, match):
+    with pytest.raises(TypeError, match=match):
+        ablate(scaled(), 0, input_shape=(4,), verbose=False, rules=rules)
+
+
+def test_built_in_rules_do_not_depend_on_what_was_imported_first():
+    # A fresh interpreter that imports the registry and nothing else of maggy's surgery.
+    code = ("from torch import nn\n"
+            "from maggy.ablation.repair_registry import find_repair_rule\n"
+            "print(find_repair_rule(nn.Linear) is not None, find_repair_rule(nn.Conv2d) is not None)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]
 
 
 def test_rule_registration_checks_its_arguments():

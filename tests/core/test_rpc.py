@@ -1,13 +1,18 @@
 """The driver's gRPC channel, exercised with a raw client over a real server on loopback."""
 
+import time
+
 import grpc
 import pytest
 
 from maggy.core.rpc import MAX_MESSAGE_BYTES, TOKEN_METADATA_KEY, serve
 from maggy.core.rpc.generated import maggy_pb2 as pb
+from maggy.core.reporter import Reporter
+from maggy.core.rpc.client import DriverClient
 from maggy.core.rpc.generated import maggy_pb2_grpc
 from maggy.core.scheduler import TrialScheduler
 from maggy.core.servicer import DriverServicer
+from maggy.exceptions import EarlyStopException
 from maggy.trial import make_spec
 
 TOKEN = "s3cret-token"
@@ -113,3 +118,35 @@ def test_invalid_status_is_refused(channel):
     trial = _next(stub, executor).trial
     bad = pb.TrialResult(trial_id=trial.trial_id, attempt=trial.attempt, status="great")
     assert _code(lambda: _next(stub, executor, bad))[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_stale_copy_of_a_trial_stops_at_its_next_heartbeat():
+    scheduler = TrialScheduler([make_spec(0), make_spec(1, ablated_feature="fare")], max_trial_retries=1)
+    with serve(DriverServicer(scheduler), TOKEN) as (_, port), DriverClient(f"127.0.0.1:{port}", TOKEN) as client:
+        first = client.register(0, 0, "h", 1)
+        trial = client.next(first).trial
+        # The first copy is presumed lost; the trial runs again elsewhere and delivers its result.
+        scheduler.check_timeouts(0.0)
+        second = client.register(1, 0, "h", 2)
+        again = client.next(second).trial
+        assert (again.trial_id, again.attempt) == (trial.trial_id, 2)
+        client.next(second, pb.TrialResult(trial_id=again.trial_id, attempt=2, status="finished", has_metric=True, metric=1.0))
+        assert [r["trial_id"] for r in scheduler.records()] == [trial.trial_id]
+
+        # The first copy is still alive and reports through its reporter.
+        reporter = Reporter(
+            lambda seq, metrics, logs: client.heartbeat(first, trial.trial_id, trial.attempt, seq, metrics, logs),
+            hb_interval=0.05, trial_id=trial.trial_id,
+        ).start()
+        try:
+            reporter.broadcast(0.5, step=0)
+            deadline = time.monotonic() + 10
+            while not reporter.stopped and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # Rule: "this trial is no longer yours" (here: its other copy delivered the result)
+            # stops the stale copy at its next heartbeat; its next broadcast raises.
+            assert reporter.stopped
+            with pytest.raises(EarlyStopException):
+                reporter.broadcast(0.4, step=1)
+        finally:
+            reporter.close()

@@ -126,3 +126,28 @@ def test_base_rule_compares_at_the_same_report_and_catches_up_with_the_base():
     done = {r["trial_id"]: r for r in scheduler.records()}[trial["trial_id"]]
     # The record says where it stopped and how far behind the base it was.
     assert (done["status"], done["stop_step"], done["stop_base_gap"]) == ("early_stopped", 0, 1.0)
+
+
+def test_an_open_ended_scheduler_keeps_executors_until_closed_and_takes_new_trials():
+    scheduler = TrialScheduler(_specs(1), open_ended=True)
+    a = scheduler.register(0, 0, "h")
+    spec, attempt = scheduler.next(a)
+    # Rule: with every trial done, an open-ended scheduler hands out "nothing yet", not "done".
+    assert _finish_and_wait(scheduler, a, spec, attempt) is None
+    assert scheduler.all_done() and not scheduler.is_over()
+    # Rule: trials added at run time are handed out after those pending; the total grows.
+    extra = make_spec(1, ablated_feature="f1", repeat=1)
+    scheduler.add([extra])
+    assert scheduler.total == 2 and not scheduler.all_done()
+    assert scheduler.next(a)[0]["trial_id"] == extra["trial_id"]
+    with pytest.raises(ValueError, match="already scheduled"):
+        scheduler.add([extra])
+    scheduler.close()
+    assert scheduler.is_over()
+    with pytest.raises(ValueError, match="closed"):
+        scheduler.add([make_spec(2, ablated_feature="f2")])
+
+
+def _finish_and_wait(scheduler, executor, spec, attempt):
+    result = {"trial_id": spec["trial_id"], "attempt": attempt, "status": "finished", "metric": 1.0}
+    return scheduler.next(executor, result, wait=0.1)

@@ -17,8 +17,6 @@ from maggy.earlystop.median import (
     _best_so_far,
     _is_worse,
     _median,
-    _reference_averages,
-    _running_average,
 )
 
 NAN = math.nan
@@ -150,20 +148,31 @@ def test_earlystop_check_returns_ids_in_order():
         ([1.0, 2.0, 3.0, 4.0], 2, 1.5),
         ([1.0, 2.0, 3.0, 4.0], 4, 2.5),
         ([1.0, NAN, 3.0], 3, 2.0),  # NaN skipped, not counted as a step's value
-        ([NAN, NAN, 3.0], 2, NAN),  # nothing to average
         ([1.0, INF], 2, INF),
-        ([INF, -INF], 2, NAN),  # undefined
     ],
 )
-def test_running_average(values, steps, expected):
-    got = _running_average(values, steps)
-    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+def test_the_reference_is_the_finished_trials_running_average(values, steps, expected):
+    # One finished trial: the median of its running average over `steps` is that average,
+    # so a running "min" trial whose best is just above it stops, and one at it continues.
+    rule = MedianStoppingRule(min_finished=1)
+    above = expected + 0.01 if not math.isinf(expected) else expected
+    assert rule.decide([expected] * steps, [values], "min") is CONTINUE
+    assert rule.decide([above] * steps, [values], "min") is (CONTINUE if math.isinf(expected) else STOP)
 
 
-def test_reference_averages_filter_short_and_nan():
+@pytest.mark.parametrize("values", [[NAN, NAN, 3.0], [INF, -INF]])
+def test_an_undefined_running_average_does_not_count(values):
+    # All NaN over the steps, or inf and -inf together: no average, so no reference trial.
+    assert MedianStoppingRule(min_finished=1).decide([1e9, 1e9], [values], "min") is CONTINUE
+
+
+def test_trials_too_short_or_without_an_average_are_left_out():
     finished = [[1.0, 3.0], [NAN, NAN], [5.0], [2.0, NAN, 7.0]]
-    # [5.0] is too short for 2 steps; [NaN, NaN] has no average.
-    assert _reference_averages(finished, 2) == [2.0, 2.0]
+    # [5.0] is too short for 2 steps and [NaN, NaN] has no average: two references remain,
+    # with averages 2.0 and 2.0, so three are too few and a best of 2.5 is worse than 2.0.
+    assert MedianStoppingRule(min_finished=3).decide([2.5, 2.5], finished, "min") is CONTINUE
+    assert MedianStoppingRule(min_finished=2).decide([2.5, 2.5], finished, "min") is STOP
+    assert MedianStoppingRule(min_finished=2).decide([2.0, 2.0], finished, "min") is CONTINUE
 
 
 @pytest.mark.parametrize(

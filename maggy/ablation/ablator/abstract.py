@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Optional
+from typing import Any, Optional
 
 from maggy.ablation.study import AblationStudy
 
@@ -13,8 +13,17 @@ __all__ = ["AbstractAblator"]
 class AbstractAblator(abc.ABC):
     """Turns an :class:`AblationStudy` into trial specs (docs/architecture.md).
 
-    The driver calls :meth:`initialize` once, then :meth:`get_trial` until it returns
-    ``None``, and :meth:`finalize_experiment` with every trial record at the end.
+    ``lagom()`` calls :meth:`configure` with the experiment's config, :meth:`initialize`
+    once, then :meth:`get_trial` until it returns ``None``, and :meth:`finalize_experiment`
+    with every trial record at the end.
+
+    Adaptive policies set :attr:`adaptive`: then, while the experiment runs, the driver calls
+    ``get_trial(finished_trials)`` with every trial record so far (those of a resumed run
+    included) each time a trial ends, and schedules every spec it returns until it returns
+    ``None``. ``None`` means "nothing more given these records"; the experiment ends when
+    every scheduled trial has a record and the policy has nothing more. On ``resume=True``
+    the same calls with the journaled records rebuild the policy's state, so a policy must
+    decide from the records alone (and hand out each spec once).
 
     Args:
         ablation_study: the declared study.
@@ -37,6 +46,9 @@ class AbstractAblator(abc.ABC):
     #: a stopped trial has no final metric to combine.
     default_es_policy: str = "median"
 
+    #: True when :meth:`get_trial` may return more trials once it is given finished records.
+    adaptive: bool = False
+
     def __init__(self, ablation_study: AblationStudy, repeats: int = 1, seed: Optional[int] = 0):
         self.ablation_study = ablation_study
         self.repeats = repeats
@@ -58,6 +70,19 @@ class AbstractAblator(abc.ABC):
             finished_trials: records of the trials finished so far, for adaptive policies.
         """
         return self.trial_buffer.pop(0) if self.trial_buffer else None
+
+    def configure(self, config: Any) -> None:
+        """Reads what the policy needs from the :class:`~maggy.config.AblationConfig`.
+
+        Called by ``lagom()`` before :meth:`initialize`. No-op by default.
+        """
+
+    def more_trials(self, finished_trials: list) -> list[dict]:
+        """Every spec :meth:`get_trial` returns for these records, until it returns ``None``."""
+        specs = []
+        while (spec := self.get_trial(finished_trials)) is not None:
+            specs.append(spec)
+        return specs
 
     def finalize_experiment(self, trials: list) -> None:
         """Called once with every trial record when the experiment ends. No-op by default."""

@@ -10,10 +10,28 @@ from maggy.core.rpc.generated import maggy_pb2, maggy_pb2_grpc
 from maggy.core.rpc.server import MAX_MESSAGE_BYTES, TOKEN_METADATA_KEY
 from maggy.core.rpc.tls import channel_credentials, channel_options
 
-__all__ = ["DriverClient", "pb"]
+__all__ = ["DriverClient", "pb", "REVOKED_CODES", "trial_revoked"]
 
 #: The generated message module, for code that builds messages.
 pb = maggy_pb2
+
+#: What the driver answers about a trial that is no longer the caller's to run: it was
+#: handed to another executor after this one was presumed lost (FAILED_PRECONDITION), that
+#: other copy already delivered its result (ALREADY_EXISTS), or the driver does not know the
+#: trial or executor (NOT_FOUND). The one definition the reporter (stop the trial) and the
+#: task loop (drop its result) both use.
+REVOKED_CODES = frozenset(
+    {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.NOT_FOUND}
+)
+
+
+def trial_revoked(error: grpc.RpcError) -> bool:
+    """True when ``error`` says the trial is no longer this executor's: stop working on it.
+
+    Any other error (the driver unreachable for a moment, a deadline) is transient.
+    """
+    code = getattr(error, "code", None)
+    return callable(code) and code() in REVOKED_CODES
 
 
 class DriverClient:

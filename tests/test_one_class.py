@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from maggy.ablation import Ablator, PandasDataset
-from maggy.ablation.one_class import DeclaredTrials
+from maggy.ablation.ablator import DeclaredTrials
 from maggy.ablation.surgery import prefix
 from maggy.exceptions import AblationError
 

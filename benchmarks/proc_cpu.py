@@ -1,0 +1,68 @@
+"""CPU seconds of maggy's processes, read from ``/proc`` (Linux; no psutil needed).
+
+:func:`framework_tree_cpu` adds up the driver (this process, its own threads only), the
+Spark JVM it started and everything under the JVM (Spark's Python daemon and workers),
+including children that exited and were reaped (``cutime``/``cstime``). A
+``multiprocessing`` pool of this same process is left out, so a paired run can measure
+maggy while the pool idles.
+"""
+
+from __future__ import annotations
+
+import os
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int):
+    """``(ppid, comm, own cpu s, reaped children's cpu s)`` of one process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1: raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2:].split()
+    # fields[0] is state (field 3); utime, stime, cutime, cstime are fields 14-17.
+    ppid = int(fields[1])
+    own = (int(fields[11]) + int(fields[12])) / _TICK
+    children = (int(fields[13]) + int(fields[14])) / _TICK
+    return ppid, comm, own, children
+
+
+def _processes() -> dict:
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = _stat(int(name))
+            if stat is not None:
+                out[int(name)] = stat
+    return out
+
+
+def framework_tree_cpu() -> dict:
+    """CPU seconds so far: ``driver``, ``jvm`` and ``workers`` (Python processes under the JVM)."""
+    if not os.path.isdir("/proc"):
+        return {"driver": 0.0, "jvm": 0.0, "workers": 0.0}
+    procs = _processes()
+    me = os.getpid()
+    figures = {"driver": procs[me][2], "jvm": 0.0, "workers": 0.0}
+    jvms = [pid for pid, (ppid, comm, _, _) in procs.items() if ppid == me and comm == "java"]
+    for jvm in jvms:
+        figures["jvm"] += procs[jvm][2]
+        figures["workers"] += procs[jvm][3]  # workers that exited under the JVM
+        stack = [jvm]
+        while stack:
+            parent = stack.pop()
+            for pid, (ppid, _, own, reaped) in procs.items():
+                if ppid == parent:
+                    figures["workers"] += own + reaped
+                    stack.append(pid)
+    return figures
+
+
+def delta(before: dict, after: dict) -> dict:
+    """``after - before`` per part, and their ``total``."""
+    out = {k: round(after[k] - before.get(k, 0.0), 3) for k in after}
+    out["total"] = round(sum(after[k] - before.get(k, 0.0) for k in after), 3)
+    return out

@@ -1,0 +1,274 @@
+"""Launching an experiment's one Spark job, on a classic session or through Spark Connect.
+
+Both launchers run the same task function once per trial slot and differ only in how they
+reach Spark:
+
+* :class:`ClassicLaunch`: ``sc.parallelize(range(slots), slots).mapPartitions(task).collect()``
+  under one job group (cancelled with ``cancelJobGroup``); the catalog dataset travels as a
+  broadcast variable.
+* :class:`ConnectLaunch`: ``spark.range(0, slots, 1, slots).mapInPandas(...)`` under one
+  job tag (cancelled with ``interruptTag``); a Connect session has no SparkContext, so the
+  slot count comes from the session's configuration and the catalog dataset travels inside
+  the task's closure.
+
+Per-trial resources (``gpus_per_trial``, ``cpus_per_trial``) are a task
+``ResourceProfile`` on a cluster; a local master cannot schedule resources, so there maggy
+lowers the slot count to what the machine has and each slot takes its own GPUs
+(:mod:`maggy.core.devices`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any, Callable, Optional
+
+from maggy.core.session import connect_slots, decide_driver_hosts, is_connect
+
+__all__ = ["Launch", "ClassicLaunch", "ConnectLaunch", "make_launch", "local_slot_cap", "CONNECT_MAX_DATASET_BYTES"]
+
+logger = logging.getLogger(__name__)
+
+#: Largest catalog dataset shipped inside a Connect task's closure (Spark Connect's default
+#: message limit is 128 MiB, and the plan carries the closure).
+CONNECT_MAX_DATASET_BYTES = 64 * 2**20
+
+
+def local_slot_cap(available: int, gpus_per_trial: Optional[int], cpus_per_trial: Optional[int], gpu_count: int) -> int:
+    """Trial slots a local master can run at once with these per-trial resources.
+
+    Example:
+        >>> local_slot_cap(8, gpus_per_trial=2, cpus_per_trial=None, gpu_count=4)
+        2
+        >>> local_slot_cap(8, gpus_per_trial=None, cpus_per_trial=3, gpu_count=0)
+        2
+    """
+    slots = available // (cpus_per_trial or 1)
+    if gpus_per_trial:
+        slots = min(slots, gpu_count // gpus_per_trial)
+    return max(1, slots)
+
+
+def _local_gpu_count() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([a for a in visible.split(",") if a.strip()])
+    import torch
+
+    return torch.cuda.device_count()
+
+
+class Launch:
+    """One experiment's Spark job: where executors call back, how many slots, run, cancel.
+
+    Args:
+        spark: the session (classic or Connect).
+        gpus_per_trial: GPUs each trial gets (``None``: what the session assigns per task).
+        cpus_per_trial: CPU cores each trial gets (``None``: ``spark.task.cpus``).
+    """
+
+    connect = False
+
+    def __init__(self, spark: Any, gpus_per_trial: Optional[int] = None, cpus_per_trial: Optional[int] = None):
+        self.spark = spark
+        self.gpus_per_trial = gpus_per_trial
+        self.cpus_per_trial = cpus_per_trial
+        self.tag = f"maggy-{uuid.uuid4().hex[:12]}"
+        self._conf: dict[str, Optional[str]] = {}
+
+    def conf(self, key: str) -> Optional[str]:
+        """One configuration value of the session (read once)."""
+        if key not in self._conf:
+            self._conf[key] = self.spark.conf.get(key, None)
+        return self._conf[key]
+
+    @property
+    def master(self) -> str:
+        return self.conf("spark.master") or "local"
+
+    @property
+    def local(self) -> bool:
+        return self.master.startswith("local")
+
+    def hosts(self) -> tuple[str, str]:
+        """``(bind, advertise)`` of the driver's gRPC server (see :func:`~maggy.core.session.decide_driver_hosts`)."""
+        driver_host = None if self.local else self.conf("spark.driver.host")
+        return decide_driver_hosts(self.master, driver_host, connect=self.connect)
+
+    def check(self, dataframe: Any = None) -> None:
+        """Raises, before any trial runs, what this session cannot do with this experiment.
+
+        Raises:
+            ValueError: per-trial resources the session cannot schedule.
+        """
+        if not (self.gpus_per_trial or self.cpus_per_trial):
+            return
+        if self.local:
+            if self.gpus_per_trial and _local_gpu_count() < self.gpus_per_trial:
+                raise ValueError(
+                    f"gpus_per_trial={self.gpus_per_trial} but this machine shows {_local_gpu_count()} GPU(s) "
+                    f"to the local master {self.master!r}; lower gpus_per_trial, or set it to None to run on the CPU"
+                )
+            return
+        if (self.conf("spark.dynamicAllocation.enabled") or "").lower() == "true":
+            raise ValueError(
+                "gpus_per_trial/cpus_per_trial are requested with a task ResourceProfile, which Spark "
+                "supports only with dynamic allocation off; set spark.dynamicAllocation.enabled=false, or "
+                "leave both at None and set spark.task.resource.gpu.amount / spark.task.cpus on the session"
+            )
+
+    def available_slots(self) -> Optional[int]:
+        """Parallel tasks the session offers (None when it cannot tell)."""
+        raise NotImplementedError
+
+    def slots(self, num_trials: int) -> int:
+        """What the session offers for this experiment's tasks (``num_trials`` when it cannot tell)."""
+        available = self.available_slots()
+        if available is None:
+            logger.warning(
+                "Spark Connect session: the configuration does not say how many tasks run at once; "
+                "running one task per trial (%d). Set num_executors to choose.", num_trials,
+            )
+            return num_trials
+        if self.local and (self.gpus_per_trial or self.cpus_per_trial):
+            capped = local_slot_cap(available, self.gpus_per_trial, self.cpus_per_trial,
+                                    _local_gpu_count() if self.gpus_per_trial else 0)
+            if capped < available:
+                logger.warning("local master %s: %d trial slot(s) fit gpus_per_trial=%s, cpus_per_trial=%s",
+                               self.master, capped, self.gpus_per_trial, self.cpus_per_trial)
+            return capped
+        return max(1, available // (self.cpus_per_trial or 1))
+
+    def profile(self):
+        """The task ResourceProfile for per-trial resources; None on a local master or without any."""
+        if self.local or not (self.gpus_per_trial or self.cpus_per_trial):
+            return None
+        from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+        requests = TaskResourceRequests()
+        if self.cpus_per_trial:
+            requests = requests.cpus(self.cpus_per_trial)
+        if self.gpus_per_trial:
+            requests = requests.resource("gpu", self.gpus_per_trial)
+        return ResourceProfileBuilder().require(requests).build
+
+    def share(self, dataframe: Any) -> Any:
+        """What carries the catalog dataset to the executors."""
+        return dataframe
+
+    def release(self) -> None:
+        """Frees what :meth:`share` created."""
+
+    def run(self, slots: int, task: Callable, description: str) -> list[str]:
+        """Runs ``task`` once per slot, blocking until every task returned.
+
+        ``task`` takes the partition's iterator and yields strings (the tracebacks of failures
+        to load the experiment's code); returns what all tasks yielded.
+        """
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Cancels the job (from any thread)."""
+        raise NotImplementedError
+
+
+class ClassicLaunch(Launch):
+    """The job on a classic session: an RDD of one partition per slot, under one job group."""
+
+    def __init__(self, spark: Any, *args: Any, **kwargs: Any):
+        super().__init__(spark, *args, **kwargs)
+        self.sc = spark.sparkContext
+        self._broadcast = None
+
+    @property
+    def master(self) -> str:
+        return self.sc.master  # one attribute read; conf.get would cross into the JVM
+
+    def available_slots(self) -> int:
+        return self.sc.defaultParallelism
+
+    def share(self, dataframe: Any) -> Any:
+        self._broadcast = self.sc.broadcast(dataframe)
+        return self._broadcast
+
+    def release(self) -> None:
+        if self._broadcast is not None:
+            self._broadcast.unpersist()
+            self._broadcast = None
+
+    def run(self, slots: int, task: Callable, description: str) -> list[str]:
+        self.sc.setJobGroup(self.tag, description, interruptOnCancel=True)
+        rdd = self.sc.parallelize(range(slots), slots)
+        profile = self.profile()
+        if profile is not None:
+            rdd = rdd.withResources(profile)
+        return rdd.mapPartitions(task).collect()
+
+    def cancel(self) -> None:
+        self.sc.cancelJobGroup(self.tag)
+
+
+def _pandas_task(task: Callable) -> Callable:
+    """``task`` as a ``mapInPandas`` function: one row per string the task yields."""
+
+    def run(batches):
+        import pandas as pd
+
+        yield pd.DataFrame({"failure": list(task(batches))}, dtype="object")
+
+    return run
+
+
+class ConnectLaunch(Launch):
+    """The job through Spark Connect: ``mapInPandas`` over one partition per slot, under one job tag."""
+
+    connect = True
+
+    def available_slots(self) -> Optional[int]:
+        keys = ("spark.default.parallelism", "spark.executor.instances", "spark.executor.cores",
+                "spark.cores.max", "spark.task.cpus")
+        return connect_slots({"spark.master": self.master, **{k: self.conf(k) for k in keys}})
+
+    def check(self, dataframe: Any = None) -> None:
+        """Also raises what Spark Connect cannot do: per-trial resources before Spark 4.0, a
+        catalog dataset too large to travel with the task, job tags before Spark 3.5."""
+        version = tuple(int(p) for p in self.spark.version.split(".")[:2] if p.isdigit())
+        if version < (3, 5):
+            raise ValueError(f"maggy needs Spark 3.5 or newer behind a Spark Connect session (job tags); "
+                             f"this server runs Spark {self.spark.version}")
+        if (self.gpus_per_trial or self.cpus_per_trial) and not self.local and version < (4, 0):
+            raise ValueError(
+                f"gpus_per_trial/cpus_per_trial need Spark 4.0 or newer behind a Spark Connect session "
+                f"(task ResourceProfiles in mapInPandas); this server runs Spark {self.spark.version}. Leave both "
+                "at None and set spark.task.resource.gpu.amount / spark.task.cpus on the cluster instead"
+            )
+        if dataframe is not None:
+            size = int(dataframe.memory_usage(deep=True).sum())
+            if size > CONNECT_MAX_DATASET_BYTES:
+                raise ValueError(
+                    f"the catalog dataset is {size / 2**20:.0f} MiB; through Spark Connect it travels with the "
+                    f"task, which allows {CONNECT_MAX_DATASET_BYTES // 2**20} MiB. Give the study a "
+                    "dataset_generator that reads the data on the executors instead"
+                )
+        super().check(dataframe)
+
+    def run(self, slots: int, task: Callable, description: str) -> list[str]:
+        profile = self.profile()
+        kwargs = {"profile": profile} if profile is not None else {}
+        # Tags apply to what this thread starts in this session; interruptTag works from any thread.
+        self.spark.addTag(self.tag)
+        try:
+            frame = self.spark.range(0, slots, 1, slots).mapInPandas(_pandas_task(task), "failure string", **kwargs)
+            return [row.failure for row in frame.collect()]
+        finally:
+            self.spark.removeTag(self.tag)
+
+    def cancel(self) -> None:
+        self.spark.interruptTag(self.tag)
+
+
+def make_launch(spark: Any, gpus_per_trial: Optional[int] = None, cpus_per_trial: Optional[int] = None) -> Launch:
+    """The launcher for ``spark``: :class:`ConnectLaunch` for a Spark Connect session, else :class:`ClassicLaunch`."""
+    kind = ConnectLaunch if is_connect(spark) else ClassicLaunch
+    return kind(spark, gpus_per_trial, cpus_per_trial)
