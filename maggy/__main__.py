@@ -116,7 +116,9 @@ def _report(path: str, plot: bool) -> int:
     duration, how = _duration(config, records, run_dir)
     if how:
         notes.append(how)
-    result = results.build_result(records, direction, duration, judging=_judging(config))
+    result = results.add_analysis(
+        results.build_result(records, direction, duration, judging=_judging(config)), config.get("analysis")
+    )
     notes += _missing_trials(config.get("trials"), records)
     for note in notes:
         print(f"note: {note}")
@@ -145,6 +147,9 @@ def _report(path: str, plot: bool) -> int:
         target = layout.plot_path(run_dir)
         try:
             print(f"\nEffects plot: {results.plot_effects(result, target)}")
+            if "interactions" in result:
+                target = layout.interactions_plot_path(run_dir)
+                print(f"Interactions plot: {results.plot_interactions(result, target)}")
         except OSError as e:
             print(f"\nnote: could not write {target!r}: {e}")
     return 0

@@ -34,7 +34,9 @@ class AblationConfig:
         hb_interval: seconds between heartbeats when a trial reports nothing new.
         es_policy: ``"median"`` (the median stopping rule), ``"base"`` (stop a trial that
             trails the base trial, see ``es_margin``), ``"none"``, or an
-            ``AbstractEarlyStop`` instance.
+            ``AbstractEarlyStop`` instance; ``None`` (the default) takes the ablator's
+            default: the median rule for LOCO, none for pairs and Shapley (a stopped trial
+            has no final metric to combine with the others).
         es_interval: consult the early-stopping rule after every ``es_interval``-th step.
         es_min: finished trials needed before the median rule may stop anything.
         es_grace_steps: no early-stopping decision before a trial reported this many metrics.
@@ -60,6 +62,8 @@ class AblationConfig:
             ``negligible``; ``None``: no component is called negligible.
         noise_runs: run the base trial this many extra times (seeds after the repeats'), a
             cheap estimate of run-to-run noise; single-run deltas within it are flagged.
+        max_trials: ``ablator="shapley"`` only: the budget, in trials per repeat; ``None``
+            means 4 per component.
         hb_timeout: seconds without a heartbeat after which a running trial counts as lost.
         tls: encrypt the driver's gRPC channel with a certificate made for this run, which
             executors pin (docs/faults.md); ``None`` (default): on when executors may run on
@@ -87,7 +91,7 @@ class AblationConfig:
     description: str = ""
     optimization_key: str = "metric"
     hb_interval: float = 1.0
-    es_policy: Union[str, Any] = "median"
+    es_policy: Union[str, Any, None] = None
     es_interval: int = 1
     es_min: int = 3
     es_grace_steps: int = 0
@@ -99,6 +103,7 @@ class AblationConfig:
     experiment_dir: str = "maggy_experiments"
     resume: bool = False
     repeats: Union[int, str] = 1
+    max_trials: Optional[int] = None
     hb_timeout: float = 60.0
     preflight: bool = True
     tls: Optional[bool] = None
@@ -135,6 +140,7 @@ class AblationConfig:
         _check_number("max_trial_retries", self.max_trial_retries, 0, integer=True)
         if self.tls is not None and not isinstance(self.tls, bool):
             raise ValueError(f"tls must be True, False or None (on when executors are remote), got {self.tls!r}")
+        _check_number("max_trials", self.max_trials, 1, integer=True, allow_none=True)
         if self.repeats != "auto":
             try:
                 _check_number("repeats", self.repeats, 1, integer=True)

@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple, Optional
 from maggy import layout
 from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
+from maggy.ablation.ablator.coalitions import CoalitionAblator
 from maggy.config import AblationConfig
 from maggy.core.data.plan import source_for, staged
 from maggy.core.driver import Driver
@@ -21,6 +22,7 @@ from maggy.core.scheduler import TrialScheduler
 from maggy.core.launch import make_launch
 from maggy.core.shipping import ship_by_value
 from maggy.core.spark import decide_slots, get_session
+from maggy.core.trial_builder import accepts_parameter
 from maggy.core.trial_builder import experiment_rules
 from maggy.core.validation import check_picklable, check_study, check_train_fn, preflight
 from maggy.earlystop import AbstractEarlyStop, make_policy
@@ -92,10 +94,11 @@ def _lagom(train_fn: Callable, config: AblationConfig, spark: Any, started: floa
     ablator, specs = plan.ablator, plan.specs
     title = _title(ablator)
 
+    analysis = ablator.analysis()
     run_dir, earlier = _prepare_run_dir(config, specs)
     if ablator.adaptive and earlier:
         earlier = _replay(ablator, specs, earlier, run_dir)
-    _write_config(run_dir, config, specs, start_time=started, title=title)
+    _write_config(run_dir, config, specs, start_time=started, title=title, analysis=analysis)
     done = {r["trial_id"] for r in earlier}
     todo = [s for s in specs if s["trial_id"] not in done]
     if config.verbose:
@@ -108,10 +111,10 @@ def _lagom(train_fn: Callable, config: AblationConfig, spark: Any, started: floa
         plotting = _ready_plotting()
         records += _run(train_fn, config, plan, todo, earlier, run_dir, spark)
     ablator.finalize_experiment(records)
-    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=title)
+    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=title, analysis=analysis)
     if plotting is not None:
         plotting.join()
-    return _report(records, config, run_dir, time.time() - started, title)
+    return _report(records, config, run_dir, time.time() - started, title, analysis)
 
 
 def _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs) -> tuple[Callable, AblationConfig]:
@@ -135,7 +138,8 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     check_study(study, train_args, data)
     check_picklable(_user_code(train_fn, study))
     # A bad policy fails here, not after Spark started.
-    policy = make_policy(config.es_policy, config.es_min, grace_steps=config.es_grace_steps,
+    es_policy = config.es_policy if config.es_policy is not None else ablator.default_es_policy
+    policy = make_policy(es_policy, config.es_min, grace_steps=config.es_grace_steps,
                          margin=config.es_margin, patience=config.es_patience)
     ablator.configure(config)
     ablator.initialize()
@@ -212,12 +216,16 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
     return driver.run(launch, slots)
 
 
-def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str) -> dict:
-    """Builds the result, writes result.json and the plot, and prints the summary."""
-    result = _results.build_result(records, config.direction, duration, judging=config.judging())
+def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str,
+            analysis: Optional[dict] = None) -> dict:
+    """Builds the result, writes result.json and the plots, and prints the summary."""
+    result = _results.add_analysis(
+        _results.build_result(records, config.direction, duration, judging=config.judging()), analysis)
     result["run_dir"] = run_dir
     _results.save_result(result, layout.result_path(run_dir))
     plot = _results.plot_effects(result, layout.plot_path(run_dir))
+    if "interactions" in result:
+        _results.plot_interactions(result, layout.interactions_plot_path(run_dir))
     if config.verbose:
         print(_results.format_summary(result, title=title))
         print(f"maggy: results in {run_dir}")
@@ -276,8 +284,21 @@ def _make_ablator(config: AblationConfig) -> AbstractAblator:
         if ablator.lower() not in ABLATORS:
             raise ValueError(f"unknown ablator {ablator!r}; accepted: {sorted(ABLATORS)}, an AbstractAblator subclass or instance")
         ablator = ABLATORS[ablator.lower()]
+    if config.repeats == "auto" and (
+        (isinstance(ablator, type) and issubclass(ablator, CoalitionAblator)) or isinstance(ablator, CoalitionAblator)
+    ):
+        # Adaptive repeats judge single components; pairs/Shapley values are not judged that way yet.
+        name = ablator.__name__ if isinstance(ablator, type) else type(ablator).__name__
+        raise ValueError(f"repeats='auto' works with ablator='loco' only; {name} takes a fixed number of "
+                         f"repeats (an int >= 1), got repeats='auto'")
     if isinstance(ablator, type) and issubclass(ablator, AbstractAblator):
-        return ablator(config.ablation_study, repeats=config.repeats, seed=config.seed)
+        extra = {}
+        if config.max_trials is not None:
+            if not accepts_parameter(ablator, "max_trials"):
+                raise ValueError(f"max_trials is the budget of ablator='shapley'; {ablator.__name__} takes none, "
+                                 f"got max_trials={config.max_trials!r}")
+            extra["max_trials"] = config.max_trials
+        return ablator(config.ablation_study, repeats=config.repeats, seed=config.seed, **extra)
     if isinstance(ablator, AbstractAblator):
         return ablator
     raise ValueError(f"ablator must be a name in {sorted(ABLATORS)}, an AbstractAblator subclass or instance, got {ablator!r}")

@@ -38,6 +38,7 @@ JOURNAL = "trials.jsonl"
 _CONFIG = "config.json"
 _RESULT = "result.json"
 _PLOT = "effects.png"
+_INTERACTIONS_PLOT = "interactions.png"
 _LOGS = "logs"
 _TENSORBOARD = "tensorboard"
 _SPARK_ERRORS = "spark_errors.txt"
@@ -119,6 +120,11 @@ def staged_data_path(run: PathLike) -> str:
 def plot_path(run: PathLike) -> str:
     """The run's effect plot, ``effects.png``."""
     return os.path.join(os.fspath(run), _PLOT)
+
+
+def interactions_plot_path(run: PathLike) -> str:
+    """The run's heat map of pair interactions (``ablator="pairs"``)."""
+    return os.path.join(os.fspath(run), _INTERACTIONS_PLOT)
 
 
 def log_path(run: PathLike, trial_id: str) -> str:

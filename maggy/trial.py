@@ -13,11 +13,11 @@ import enum
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 __all__ = [
     "TrialStatus", "DIRECTIONS", "check_direction", "make_spec", "spec_key", "describe",
-    "layer_label", "component_label", "spec_label",
+    "layer_label", "component_label", "spec_label", "as_list", "listed", "removed_labels",
 ]
 
 
@@ -132,11 +132,18 @@ def make_spec(
     ablated_layers: Optional[list] = None,
     layer_label: Optional[str] = None,
     custom_model: Optional[str] = None,
-    infer_activation: bool = False,
+    infer_activation: Union[bool, list] = False,
     repeat: int = 0,
     seed: Optional[int] = None,
+    removed: Optional[list] = None,
 ) -> dict[str, Any]:
     """Builds a trial spec; its ``trial_id`` is a short hash of what it ablates.
+
+    A trial that removes several components holds a list in ``ablated_feature`` (and
+    ``custom_model``) and the union of their identifiers in ``ablated_layers``
+    (:func:`maggy.ablation.ablator.coalitions.coalition_spec` builds such specs).
+    ``removed``, the labels of what the trial removes, is not part of the id; without it,
+    the trial counts as removing one component (:func:`removed_labels`).
 
     Example:
         >>> make_spec(1, ablated_layers=[2], layer_label="2")["layer_label"]
@@ -148,10 +155,12 @@ def make_spec(
         "ablated_layers": ablated_layers,
         "layer_label": layer_label,
         "custom_model": custom_model,
-        "infer_activation": bool(infer_activation),
+        # a list (one flag per layer identifier) when the removed components disagree
+        "infer_activation": list(infer_activation) if isinstance(infer_activation, list) else bool(infer_activation),
         "repeat": repeat,
         "seed": seed,
     }
+    spec["removed"] = list(removed) if removed is not None else removed_labels(spec)
     digest = hashlib.sha1(spec_key(spec).encode()).hexdigest()[:8]
     spec["trial_id"] = f"t{index:03d}-{digest}" if repeat == 0 else f"t{index:03d}r{repeat}-{digest}"
     return spec
@@ -168,7 +177,16 @@ def spec_label(spec: Mapping[str, Any]) -> str:
         'layer encoder.layers.*'
     """
     layers = spec.get("layer_label") or layer_label(spec.get("ablated_layers"))
-    return component_label(spec.get("ablated_feature") or None, layers, spec.get("custom_model") or None)
+    # A trial removing several features (or naming several models) lists them: "[x1, x2]".
+    feature, model = (listed(spec.get(key)) or None for key in ("ablated_feature", "custom_model"))
+    return component_label(feature, layers, model)
+
+
+def listed(value: Any) -> Any:
+    """A spec field holding several items (a multi-component trial) as one string: ``"[x1, x2]"``."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return value
 
 
 def describe(spec: Mapping[str, Any]) -> str:
@@ -180,7 +198,38 @@ def describe(spec: Mapping[str, Any]) -> str:
         >>> describe(make_spec(3, ablated_feature="age", repeat=1))
         'feature age (repeat 1)'
     """
-    text = spec_label(spec)
+    removed = spec.get("removed") or []
+    # A trial removing several components (pairs, Shapley) names each: "feature x1 + layer 2".
+    text = " + ".join(removed) if len(removed) > 1 else spec_label(spec)
     if spec.get("repeat"):
         text += f" (repeat {spec['repeat']})"
     return text
+
+
+def as_list(value: Any) -> list:
+    """A spec field that holds one item or a list of them (several components), as a list.
+
+    Example:
+        >>> as_list("x1"), as_list(["x1", "x2"]), as_list(None)
+        (['x1'], ['x1', 'x2'], [])
+    """
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def removed_labels(record: Mapping[str, Any]) -> list[str]:
+    """What a trial removes, as component labels (``[]`` for the base trial).
+
+    The record's ``removed`` when it has one; otherwise (journals written before that key
+    existed, trials of the one-class API) the trial counts as one component: its
+    :func:`spec_label`, e.g. ``["feature age"]`` or ``["feature age, layer 2"]``.
+
+    Example:
+        >>> removed_labels({"ablated_feature": "age"}), removed_labels({"removed": []})
+        (['feature age'], [])
+    """
+    if record.get("removed") is not None:
+        return list(record["removed"])
+    label = spec_label(record)
+    return [] if label == "base" else [label]

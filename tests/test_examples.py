@@ -76,4 +76,26 @@ def test_notebook_executes_headless(name, tmp_path, monkeypatch):
     assert "------ LOCO Results ------" in text, text[-2000:]
     assert "delta" in text
     runs = list((work / "maggy_experiments").glob("*/run_1/result.json"))
-    assert len(runs) == 1, os.listdir(work)
+    assert len(runs) == (3 if name == "planted_interactions" else 1), os.listdir(work)
+
+
+def test_planted_example_reaches_the_expected_conclusions(spark, tmp_path, monkeypatch):
+    import runpy
+
+    # Run in tmp (experiment directories land there), on the session's Spark.
+    monkeypatch.chdir(tmp_path)
+    # As "__main__", so cloudpickle ships its functions to the executors by value.
+    found = runpy.run_path(str(EXAMPLES / "planted_interactions.py"), run_name="__main__")
+    loco = found["loco"]["components"].set_index("component")["mean_delta"]
+    # LOCO: x1 and x2 each cover for the other, so each looks negligible beside x3.
+    assert loco["feature x1"] < 0.05 * loco["feature x3"] and loco["feature x2"] < 0.05 * loco["feature x3"]
+    # Pairs: (x1, x2) is the one redundant pair.
+    interactions = found["pairs"]["interactions"]
+    redundant = interactions[interactions["kind"] == "redundant"]
+    assert list(zip(redundant["component_a"], redundant["component_b"])) == [("feature x1", "feature x2")]
+    # Shapley: x1 ≈ x2, each about half of their joint effect; the null feature ≈ 0.
+    shapley = found["shapley"]["components"].set_index("component")["shapley"]
+    joint = interactions.set_index(["component_a", "component_b"]).loc[("feature x1", "feature x2"), "pair_delta"]
+    assert abs(shapley["feature x1"] - shapley["feature x2"]) < 0.05 * joint
+    assert 0.35 * joint < shapley["feature x1"] < 0.65 * joint
+    assert abs(shapley["feature null"]) < 0.02 * joint

@@ -89,7 +89,7 @@ def test_report_on_partial_experiment(experiment):
     assert "4 trials: 3 finished, 1 early stopped, 0 failed" in out
     # The trial table, one row per journaled trial.
     header = next(line for line in out.splitlines() if line.lstrip().startswith("trial_id"))
-    assert header.split() == ["trial_id", "ablated_feature", "ablated_layers", "custom_model",
+    assert header.split() == ["trial_id", "ablated_feature", "ablated_layers", "custom_model", "removed",
                               "metric", "delta", "status", "steps", "duration_s", "executor",
                               "error"]
     assert "early_stopped" in out

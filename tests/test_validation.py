@@ -70,7 +70,7 @@ def test_unknown_dataset_lists_what_the_catalog_has(study, tmp_path):
     "kwargs, error, match",
     [
         ({"direction": "up"}, ValueError, r"direction must be 'min' or 'max', got 'up'"),
-        ({"ablator": "random"}, ValueError, r"unknown ablator 'random'; accepted: \['loco', 'loco_pytorch'\]"),
+        ({"ablator": "random"}, ValueError, r"unknown ablator 'random'; accepted: \['loco', 'loco_pytorch', 'pairs', 'shapley'\]"),
         ({"es_policy": "mean"}, ValueError, r"es_policy must be one of \['base', 'median', 'none'\]"),
         ({"num_executors": 0}, ValueError, r"num_executors must be an int >= 1, got 0"),
         ({"gpus_per_trial": 0.5}, ValueError, r"gpus_per_trial must be an int >= 1, got 0.5"),

@@ -9,11 +9,14 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 from maggy.ablation.datasets import PandasDataset, input_info
 from maggy.ablation.repair_registry import user_rules
 from maggy.ablation.study import AblationStudy
 from maggy.core.data import DataSource, load_dataset
-from maggy.trial import describe
+from maggy.exceptions import AblationError
+from maggy.trial import as_list, describe
 from maggy.util import set_seed
 
 __all__ = ["build_dataset", "build_model", "accepts_parameter", "experiment_rules"]
@@ -29,34 +32,56 @@ def accepts_parameter(fn: Callable, name: str) -> bool:
 
 
 def build_dataset(study: AblationStudy, spec: dict, dataframe: Any = None) -> Any:
-    """The trial's dataset, with its feature (if any) already removed.
+    """The trial's dataset, with its features (if any) already removed.
+
+    A trial removing several features drops each of them: a ``PandasDataset`` loses
+    several columns, a ``MaggyDataset`` gets ``ablate_feature`` once per feature, and a
+    generator taking ``ablated_features=`` gets the list.
 
     Args:
         study: the study.
         spec: the trial spec.
         dataframe: the training data when the study names one: a ``DataSource`` (the
             trial reads its columns) or a pandas DataFrame.
+
+    A ``PandasDataset`` left without any feature gets one all-zero column instead (no
+    information), so that trial can still be built.
+
+    Raises:
+        TypeError: the dataset cannot remove features the way the trial needs.
     """
-    feature = spec.get("ablated_feature")
+    features = as_list(spec.get("ablated_feature"))
+    removes_features = bool(features)
     generator = study.dataset_generator
     if generator is None and isinstance(dataframe, DataSource):
-        return load_dataset(dataframe, study.label_name, feature, streaming=study.streaming)
-    if generator is None:
+        # The first feature is never read; a coalition's other features are dropped after.
+        dataset = load_dataset(dataframe, study.label_name, features[0] if features else None,
+                               streaming=study.streaming)
+        features = features[1:]
+    elif generator is None:
         dataset = PandasDataset(dataframe, study.label_name)
-        if feature:
-            dataset.ablate_feature(feature)
-        return dataset
-    if accepts_parameter(generator, "ablated_feature"):
-        return generator(ablated_feature=feature)
-    dataset = generator()
-    if feature:
-        if not callable(getattr(dataset, "ablate_feature", None)):
-            raise TypeError(
-                f"the dataset generator returned a {type(dataset).__name__}, which has no "
-                "ablate_feature(feature) method; return a maggy.ablation.MaggyDataset or let the "
-                "generator take an `ablated_feature` argument"
-            )
+    elif accepts_parameter(generator, "ablated_features"):
+        return generator(ablated_features=features)
+    elif accepts_parameter(generator, "ablated_feature") and len(features) <= 1:
+        return generator(ablated_feature=features[0] if features else None)
+    elif accepts_parameter(generator, "ablated_feature"):
+        dataset = generator(ablated_feature=None)
+    else:
+        dataset = generator()
+    if features and not callable(getattr(dataset, "ablate_feature", None)):
+        raise TypeError(
+            f"the dataset generator returned a {type(dataset).__name__}, which has no "
+            "ablate_feature(feature) method; return a maggy.ablation.MaggyDataset or let the "
+            "generator take an `ablated_feature` argument"
+            + ("" if len(features) <= 1 else " (or `ablated_features`, a list, for trials removing several)")
+        )
+    for feature in features:
         dataset.ablate_feature(feature)
+    if isinstance(dataset, PandasDataset) and removes_features and not dataset.feature_names:
+        # Every feature removed (a coalition of the Shapley policy always has this one): the
+        # model gets one all-zero column, so it can be built and learns only what needs no
+        # feature (the label's mean), the "no information" value such a coalition stands for.
+        dataset.data = np.zeros((len(dataset), 1), dtype=dataset.data.dtype)
     return dataset
 
 
@@ -102,16 +127,21 @@ def build_model(
     from maggy.ablation.model_input import model_input
     from maggy.ablation.surgery import ablate
 
-    custom = spec.get("custom_model")
+    trial = f"{spec.get('trial_id')} ({describe(spec)})"
+    custom = as_list(spec.get("custom_model"))
+    if len(custom) > 1:
+        raise AblationError(
+            f"trial {trial}: a trial trains one model and this one asks for the custom models "
+            f"{custom}; custom models replace the whole model and cannot be removed together"
+        )
     if custom:
-        generator = study.model.custom_model_generators[custom]
+        generator = study.model.custom_model_generators[custom[0]]
     else:
         generator = study.model.base_model_generator
     set_seed(spec.get("seed"))
     model = generator()
     layers = spec.get("ablated_layers")
     feature = spec.get("ablated_feature")
-    trial = f"{spec.get('trial_id')} ({describe(spec)})"
     input_shape, sample_input = input_info(dataset) if dataset is not None else (None, None)
     if input_shape is None and sample_input is None:
         if not layers and not feature:
@@ -119,12 +149,17 @@ def build_model(
         if dataset is not None:
             base = base_dataset() if feature and base_dataset is not None else None
             input_shape, sample_input = model_input(model, dataset, base, f"trial {trial}: ")
+    infer_activation = spec.get("infer_activation", False)
+    if isinstance(infer_activation, list):
+        # Layer components that disagree on infer_activation: resolve each side by its own
+        # flag, then remove the union of names in one pass.
+        layers, infer_activation = _resolve_mixed(model, layers, infer_activation, trial), False
     return ablate(
         model,
         layers,
         input_shape=input_shape,
         sample_input=sample_input,
-        infer_activation=spec.get("infer_activation", False),
+        infer_activation=infer_activation,
         trial=trial,
         rules=rules,
         log=log if log is not None else _discard,
@@ -133,3 +168,15 @@ def build_model(
 
 def _discard(line: str) -> None:
     """A log that keeps nothing (pre-flight builds models only to check them)."""
+
+
+def _resolve_mixed(model, layers: list, flags: list, trial: str) -> list[str]:
+    """Module names removed by ``layers`` where ``flags[i]`` is identifier i's infer_activation."""
+    from maggy.ablation.surgery import resolve_layers
+
+    names: list[str] = []
+    for flag in (False, True):
+        chosen = [ident for ident, f in zip(layers, flags) if bool(f) is flag]
+        if chosen:
+            names += [n for n in resolve_layers(model, chosen, flag, trial=trial) if n not in names]
+    return names

@@ -11,7 +11,7 @@ from maggy.ablation.study import AblationStudy
 from maggy.core.executor import TRAIN_FN_ARGS
 from maggy.core.trial_builder import build_dataset, build_model
 from maggy.exceptions import AblationError
-from maggy.trial import describe
+from maggy.trial import as_list, describe
 
 __all__ = ["check_train_fn", "check_study", "check_picklable", "preflight"]
 
@@ -122,8 +122,10 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None,
     """Builds every trial's dataset and model once, through the same code the executors use.
 
     Impossible ablations (an index out of range, an unknown name, a shape that cannot be
-    repaired, an input that cannot be inferred) are collected across all trials and raised
-    together.
+    repaired, an input that cannot be inferred, a trial removing every feature or every
+    layer) are collected across all trials and raised together; trials removing several
+    components are checked like any other, so a coalition that cannot be built stops the
+    study before Spark starts.
 
     Args:
         study: the study.
@@ -139,13 +141,15 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None,
         return
     problems: list[str] = []
     has_dataset = study.dataset_generator is not None or dataframe is not None
-    datasets: dict[Any, tuple[Any, Any]] = {}  # feature -> (dataset, _input_key of it)
+    datasets: dict[tuple, tuple[Any, Any]] = {}  # removed features -> (dataset, _input_key of it)
 
-    def dataset_for(feature: Optional[str]) -> tuple[Any, Any]:
-        if feature not in datasets:
-            dataset = build_dataset(study, {"ablated_feature": feature}, dataframe)
-            datasets[feature] = (dataset, _input_key(dataset, feature))
-        return datasets[feature]
+    def dataset_for(features: tuple) -> tuple[Any, Any]:
+        if features not in datasets:
+            # The spec's own form: None, one name, or a list for a multi-component trial.
+            field = None if not features else features[0] if len(features) == 1 else list(features)
+            dataset = build_dataset(study, {"ablated_feature": field}, dataframe)
+            datasets[features] = (dataset, _input_key(dataset, features))
+        return datasets[features]
 
     built: set = set()  # model keys of models that built fine
     for spec in specs:
@@ -153,16 +157,17 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None,
             continue  # repeats build the same thing
         if spec.get("custom_model") is None and study.model.base_model_generator is None:
             continue
-        feature = spec.get("ablated_feature")
+        feature = tuple(as_list(spec.get("ablated_feature")))  # several in a multi-component trial
         try:
             dataset, input_key = dataset_for(feature) if has_dataset else (None, None)
             # What a model is built from, besides the seed: equal keys build equal models.
-            key = (spec.get("custom_model"), repr(spec.get("ablated_layers")),
-                   bool(spec.get("infer_activation")), input_key)
+            # (reprs: a coalition's fields may be lists)
+            key = (repr(spec.get("custom_model")), repr(spec.get("ablated_layers")),
+                   repr(spec.get("infer_activation")), input_key)
             if key in built:
                 continue  # e.g. every feature trial of a study: one model, one input width
             build_model(study, spec, dataset, log=log, rules=rules,
-                        base_dataset=lambda: dataset_for(None)[0])
+                        base_dataset=lambda: dataset_for(())[0])
             built.add(key)
         except AblationError as e:
             problems.append(str(e))
@@ -174,7 +179,7 @@ def preflight(study: AblationStudy, specs: list[dict], dataframe: Any = None,
         )
 
 
-def _input_key(dataset: Any, feature: Optional[str]) -> tuple:
+def _input_key(dataset: Any, feature: Any) -> tuple:
     """What surgery learns from a dataset: its input shape and its sample input's shape and dtype.
 
     A sample input other than a tensor (or None) gives a key equal to no other. A dataset

@@ -10,7 +10,9 @@ component it removed helped — ``metric - base`` for ``direction="min"``, ``bas
 """
 
 from maggy.results.files import load_records, load_result, save_result, write_tensorboard
+from maggy.results.interactions import add_analysis
 from maggy.results.plot import load_matplotlib, plot_effects, show_plot
+from maggy.results.plot_interactions import plot_interactions
 from maggy.results.summary import format_summary
 from maggy.results.table import COMPONENT_COLUMNS, TRIAL_COLUMNS, build_result, components_table
 
@@ -21,6 +23,8 @@ __all__ = [
     "components_table",
     "format_summary",
     "plot_effects",
+    "plot_interactions",
+    "add_analysis",
     "load_matplotlib",
     "show_plot",
     "write_tensorboard",

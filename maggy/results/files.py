@@ -12,6 +12,7 @@ from typing import Any
 
 from maggy import layout
 from maggy.core.journal import read_journal
+from maggy.results.interactions import INTERACTION_COLUMNS
 from maggy.results.table import COMPONENT_COLUMNS, TRIAL_COLUMNS, _REPEAT_COLUMNS, _frame, _jsonable
 
 
@@ -121,7 +122,12 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
     trials = result.get("trials") or []
     columns = list(TRIAL_COLUMNS) + (_REPEAT_COLUMNS if trials and "repeat" in trials[0] else [])
     result["trials"] = _frame(trials, columns)
-    result["components"] = _frame(result.get("components") or [], COMPONENT_COLUMNS)
+    components = result.get("components") or []
+    # Columns a policy added (Shapley values) come back too.
+    extra = [c for c in (components[0] if components else {}) if c not in COMPONENT_COLUMNS]
+    result["components"] = _frame(components, COMPONENT_COLUMNS + extra)
+    if "interactions" in result:
+        result["interactions"] = _frame(result["interactions"] or [], INTERACTION_COLUMNS)
     return result
 
 

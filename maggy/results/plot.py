@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
+from maggy.results.plot_interactions import plot_loco_and_shapley
 from maggy.results.table import components_table, _float, _groups_from_frame
 from maggy.trial import TrialStatus
 
@@ -30,6 +31,8 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     estimate", not drawn like measured effects. Early-stopped components are hatched (their
     delta is from partial training), failed ones are grey with the word "failed". Uses ``matplotlib.figure.Figure``
     directly, so it neither needs nor changes pyplot's backend (Jupyter inline keeps working).
+    Under the Shapley policy (``components`` has a ``shapley`` column) it draws each
+    component's LOCO delta beside its Shapley value instead (:func:`plot_loco_and_shapley`).
 
     Args:
         result: a result from :func:`build_result`.
@@ -48,6 +51,9 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
         >>> os.path.getsize(out) > 0
         True
     """
+    components = result.get("components")
+    if components is not None and "shapley" in components.columns:
+        return plot_loco_and_shapley(result, path)  # the Shapley policy: LOCO delta beside Shapley value
     import matplotlib
     from matplotlib.figure import Figure
 

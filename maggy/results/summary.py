@@ -51,7 +51,40 @@ def format_summary(result: Mapping[str, Any], title: str = "LOCO") -> str:
         f"{stopped} early stopped, {failed} failed"
     )
     lines += _effect_lines(result)
+    lines += _shapley_lines(result.get("components"))
+    lines += _interaction_lines(result.get("interactions"))
     return "\n".join(lines)
+
+
+def _shapley_lines(components: pd.DataFrame | None) -> list[str]:
+    """Under the Shapley policy: each component's value, largest first."""
+    if components is None or "shapley" not in components.columns:
+        return []
+    rows = sorted(components.itertuples(index=False), key=lambda r: -r.shapley if r.shapley == r.shapley else 0.0)
+
+    def describe(r) -> str:
+        interval = "" if r.shapley_ci_low != r.shapley_ci_low else f" [{r.shapley_ci_low:+.4f}, {r.shapley_ci_high:+.4f}]"
+        return f"{r.component} {r.shapley:+.4f}{interval}"
+
+    return ["Shapley values (sum = delta of removing every component; 95% interval): "
+            + "; ".join(describe(r) for r in rows)]
+
+
+def _interaction_lines(interactions: pd.DataFrame | None) -> list[str]:
+    """Under the pairs policy: the redundant and the overlapping pairs, in plain words."""
+    if interactions is None:
+        return []
+
+    def pairs(kind: str) -> str:
+        rows = interactions[interactions["kind"] == kind]
+        return "; ".join(f"{r.component_a} + {r.component_b} (interaction {r.interaction:+.4f})"
+                         for r in rows.itertuples(index=False)) or "none"
+
+    return [
+        "Redundant pairs (removing both hurts far more than the sum of removing each: each covers "
+        "for the other): " + pairs("redundant"),
+        "Overlapping pairs (removing either already loses what both give): " + pairs("overlapping"),
+    ]
 
 
 _VERDICTS = ("needed", "harmful", "negligible", "undetermined")

@@ -10,10 +10,10 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from maggy import statistics as _stats
-from maggy.trial import TrialStatus, check_direction, component_label, layer_label
+from maggy.trial import TrialStatus, check_direction, component_label, layer_label, listed, removed_labels
 
 TRIAL_COLUMNS = [
-    "trial_id", "ablated_feature", "ablated_layers", "custom_model", "metric", "delta",
+    "trial_id", "ablated_feature", "ablated_layers", "custom_model", "removed", "metric", "delta",
     "status", "steps", "duration_s", "executor", "error",
 ]
 _REPEAT_COLUMNS = ["repeat", "seed"]
@@ -24,7 +24,7 @@ COMPONENT_COLUMNS = [
 ]
 _TEXT_COLUMNS = {
     "trial_id", "ablated_feature", "ablated_layers", "custom_model", "status", "executor",
-    "error", "component", "verdict", "reason",
+    "error", "component", "removed", "component_a", "component_b", "kind", "verdict", "reason",
 }
 _INT_COLUMNS = {"steps", "repeat", "seed", "n", "stopped"}
 _BOOL_COLUMNS = {"distinguishable", "within_noise"}
@@ -126,9 +126,10 @@ def _normalise(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         trial = {
             "trial_id": record.get("trial_id", str(position)),
             "index": int(_first(record.get("index"), position)),
-            "ablated_feature": record.get("ablated_feature"),
+            "ablated_feature": listed(record.get("ablated_feature")),
             "ablated_layers": _layer_label(record),
-            "custom_model": record.get("custom_model"),
+            "custom_model": listed(record.get("custom_model")),
+            "removed": removed_labels(record),
             "metric": metric,
             "status": _status(record.get("status"), metric),
             "steps": int(_first(record.get("steps"), len(history))),
@@ -271,10 +272,11 @@ def _groups_from_records(trials) -> dict[str, list[_Run]]:
     """component label -> its runs, for every non-base trial, in declaration order."""
     groups: dict[str, list[_Run]] = {}
     for t in trials:
-        if t["index"] == 0:
+        # The base trial and trials removing several components (pairs, coalitions) are
+        # not one component's effect.
+        if t["index"] == 0 or len(t["removed"]) != 1:
             continue
-        label = _component_label(t["ablated_feature"], t["ablated_layers"], t["custom_model"])
-        groups.setdefault(label, []).append(_Run(t["delta"], t["status"], t["repeat"]))
+        groups.setdefault(t["removed"][0], []).append(_Run(t["delta"], t["status"], t["repeat"]))
     return groups
 
 
@@ -282,7 +284,14 @@ def _groups_from_frame(frame: pd.DataFrame) -> dict[str, list[_Run]]:
     # The trials table has no index column; the base trial is the one that removes nothing.
     groups: dict[str, list[_Run]] = {}
     for row in frame.itertuples(index=False):
-        label = _component_label(row.ablated_feature, row.ablated_layers, row.custom_model)
+        removed = getattr(row, "removed", None)
+        if isinstance(removed, (list, tuple)):
+            if len(removed) == 1:
+                repeat = getattr(row, "repeat", 0)
+                groups.setdefault(removed[0], []).append(
+                    _Run(_float(row.delta), row.status, 0 if _missing(repeat) else int(repeat)))
+            continue
+        label = _component_label(row.ablated_feature, row.ablated_layers, row.custom_model)  # older tables
         if label != "base":
             repeat = getattr(row, "repeat", 0)
             groups.setdefault(label, []).append(_Run(_float(row.delta), row.status, 0 if _missing(repeat) else int(repeat)))

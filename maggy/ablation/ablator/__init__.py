@@ -7,8 +7,10 @@ new policy by subclassing :class:`AbstractAblator` and adding it here or passing
 from maggy.ablation.ablator.abstract import AbstractAblator
 from maggy.ablation.ablator.declared import DeclaredTrials
 from maggy.ablation.ablator.loco import LOCO
+from maggy.ablation.ablator.pairs import Pairs
+from maggy.ablation.ablator.shapley import Shapley
 
-__all__ = ["AbstractAblator", "LOCO", "DeclaredTrials", "ABLATORS"]
+__all__ = ["AbstractAblator", "LOCO", "DeclaredTrials", "Pairs", "Shapley", "ABLATORS"]
 
 #: Names accepted by ``lagom(ablator=...)``; "loco_pytorch" is the name older Maggy code used.
-ABLATORS = {"loco": LOCO, "loco_pytorch": LOCO}
+ABLATORS = {"loco": LOCO, "loco_pytorch": LOCO, "pairs": Pairs, "shapley": Shapley}

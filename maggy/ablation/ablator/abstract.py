@@ -41,6 +41,11 @@ class AbstractAblator(abc.ABC):
     #: How the policy is named in summaries ("------ LOCO Results ------"); defaults to the class name.
     title: Optional[str] = None
 
+    #: The early-stopping rule used when the config leaves ``es_policy`` unset (``None``).
+    #: Policies whose trials are combined into one number (pairs, Shapley) say ``"none"``:
+    #: a stopped trial has no final metric to combine.
+    default_es_policy: str = "median"
+
     #: True when :meth:`get_trial` may return more trials once it is given finished records.
     adaptive: bool = False
 
@@ -81,3 +86,11 @@ class AbstractAblator(abc.ABC):
 
     def finalize_experiment(self, trials: list) -> None:
         """Called once with every trial record when the experiment ends. No-op by default."""
+
+    def analysis(self) -> Optional[dict]:
+        """What the result adds beyond the per-component table, as plain data; ``None`` by default.
+
+        Kept in the run's config.json, so ``python -m maggy report`` rebuilds the same
+        result; :func:`maggy.results.interactions.add_analysis` reads it.
+        """
+        return None

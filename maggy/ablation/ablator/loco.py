@@ -5,28 +5,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from maggy.ablation.ablator.abstract import AbstractAblator
-from maggy.ablation.study import Component
-from maggy.trial import make_spec
+from maggy.ablation.ablator.coalitions import coalition_spec
 
 __all__ = ["LOCO"]
-
-
-def _spec_fields(component: Component) -> dict:
-    """The trial-spec fields that leave out ``component``."""
-    if component.kind == "feature":
-        return {"ablated_feature": component.value}
-    if component.kind == "model":
-        return {"custom_model": component.value}
-    layers = {
-        "layer": lambda v: [v],
-        "group": lambda v: list(v),
-        "prefix": lambda v: [{"prefix": v}],
-    }[component.kind](component.value)
-    return {
-        "ablated_layers": layers,
-        "layer_label": component.label,
-        "infer_activation": component.infer_activation,
-    }
 
 
 class LOCO(AbstractAblator):
@@ -118,6 +99,6 @@ class LOCO(AbstractAblator):
         seed = None if self.seed is None else self.seed + repeat
         for index in indices:
             component = components[index]
-            fields = _spec_fields(component) if component is not None else {}
-            self.trial_buffer.append(make_spec(index, repeat=repeat, seed=seed, **fields))
+            removed = [component] if component is not None else []
+            self.trial_buffer.append(coalition_spec(index, removed, repeat=repeat, seed=seed))
             self._issued.add((index, repeat))
