@@ -30,7 +30,9 @@ Measured three ways (one JSON line holds all three):
   ``lagom()`` without ``spark=``: ``first`` is its first call (Spark's stock Python workers
   start and import torch, maggy and grpc), ``later`` the median of ``--repeats`` more calls.
   The issue-16 goals (first trial <= 1.5 s, last trial's end to return <= 0.15 s) are about
-  this session.
+  this session. ``spark_first_job`` is Spark's own floor for ``first``: another fresh
+  interpreter creates its session the same way and times its first (trivial) Python job;
+  ``first_start_over_spark_floor`` compares the two.
 * ``existing_session_after_idle`` (with ``--after-idle SECONDS``): one more ``lagom()`` after
   that long without a job. Spark retires Python workers idle for 60 s, so past a minute new
   workers are forked from the embedded session's daemon (which has torch imported already).
@@ -167,6 +169,23 @@ def measure_user_session(trials: int, sleep: float, slots: int, repeats: int) ->
             "master": f"local[{slots}]", "created_by": "SparkSession.builder.master(...).getOrCreate()"}
 
 
+def measure_spark_first_job(slots: int) -> dict:
+    """Spark's own floor for ``user_session.first``: a fresh session's first Python job.
+
+    A fresh interpreter creates its session as :func:`measure_user_session` does and runs one
+    trivial Python job of ``slots`` tasks (no maggy, no torch): how long until its first task
+    starts, and until it returns. maggy's first trial cannot start sooner than that.
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = SparkSession.builder.master(f"local[{slots}]").getOrCreate()
+    submitted = time.time()
+    starts = spark.sparkContext.parallelize(range(slots), slots).mapPartitions(lambda _: [time.time()]).collect()
+    returned = time.time()
+    return {"first_task_start_s": round(min(starts) - submitted, 3), "job_s": round(returned - submitted, 3)}
+
+
 def _child(flags: list) -> dict:
     """Runs this script in a fresh interpreter and returns the JSON it prints last."""
     child = subprocess.run([sys.executable, __file__, *flags], capture_output=True, text=True, check=True)
@@ -186,6 +205,7 @@ def main() -> None:
     parser.add_argument("--connect", action="store_true", help="also measure a Spark Connect session")
     parser.add_argument("--connect-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-user-session", action="store_true", help="skip the user-created session run")
+    parser.add_argument("--spark-floor-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--user-session-only", action="store_true",
                         help="only the user-created session (first and later calls); prints its JSON")
     args = parser.parse_args()
@@ -207,6 +227,9 @@ def main() -> None:
     if args.user_session_only:
         print(json.dumps(measure_user_session(args.trials, args.sleep, args.slots, args.repeats)))
         return
+    if args.spark_floor_only:  # child process: Spark's own first job on a fresh user session
+        print(json.dumps(measure_spark_first_job(args.slots)))
+        return
 
     out = {"benchmark": "overhead", "trials": args.trials, "sleep_s": args.sleep, "slots": args.slots}
     common = ["--trials", str(args.trials), "--sleep", str(args.sleep), "--slots", str(args.slots)]
@@ -215,6 +238,9 @@ def main() -> None:
         out["no_session"] = _child(["--no-session-only", *common])
     if not args.skip_user_session:
         out["user_session"] = _child(["--user-session-only", "--repeats", str(args.repeats), *common])
+        floor = out["spark_first_job"] = _child(["--spark-floor-only", *common])
+        out["user_session"]["first_start_over_spark_floor"] = round(
+            out["user_session"]["first"]["first_start_s"] / floor["first_task_start_s"], 3)
     if args.connect:
         out.update(_child(["--connect-only", "--repeats", str(args.repeats), *common]))
 

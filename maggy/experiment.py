@@ -14,7 +14,7 @@ from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
 from maggy.ablation.ablator.coalitions import CoalitionAblator
 from maggy.config import AblationConfig
-from maggy.core.data.plan import source_for, staged
+from maggy.core.data.plan import source_for, staged, stages_with_spark
 from maggy.core.driver import Driver
 from maggy.core.journal import read_journal
 from maggy.core.progress import Progress
@@ -92,29 +92,48 @@ def lagom(
 def _lagom(train_fn: Callable, config: AblationConfig, spark: Any, started: float) -> dict:
     plan = _plan(train_fn, config)
     ablator, specs = plan.ablator, plan.specs
-    title = _title(ablator)
-
-    analysis = ablator.analysis()
-    run_dir, earlier = _prepare_run_dir(config, specs)
-    if ablator.adaptive and earlier:
-        earlier = _replay(ablator, specs, earlier, run_dir)
-    _write_config(run_dir, config, specs, start_time=started, title=title, analysis=analysis)
-    done = {r["trial_id"] for r in earlier}
+    run = _Run(*_find_run(config, specs), title=_title(ablator), analysis=ablator.analysis(), started=started)
+    if ablator.adaptive and run.earlier:
+        run.earlier = _replay(ablator, specs, run.earlier, run.dir)
+    done = {r["trial_id"] for r in run.earlier}
     todo = [s for s in specs if s["trial_id"] not in done]
-    if config.verbose:
-        resumed = f", {len(earlier)} already done in {run_dir}" if earlier else ""
-        print(f"maggy: experiment {config.name!r}: {len(specs)} trials{resumed}")
+    if not todo:
+        _prepare(config, plan, run)
+        return _conclude(run.earlier, config, plan, run)
+    return _run(train_fn, config, plan, todo, run, spark)
 
-    records = list(earlier)
-    plotting = None
-    if todo:
-        plotting = _ready_plotting()
-        records += _run(train_fn, config, plan, todo, earlier, run_dir, spark)
-    ablator.finalize_experiment(records)
-    _write_config(run_dir, config, specs, start_time=started, end_time=time.time(), title=title, analysis=analysis)
-    if plotting is not None:
-        plotting.join()
-    return _report(records, config, run_dir, time.time() - started, title, analysis)
+
+def _conclude(records: list[dict], config: AblationConfig, plan: _Plan, run: _Run) -> dict:
+    """The result of all ``records``: the ablator's last word, config.json's end time, the report."""
+    plan.ablator.finalize_experiment(records)
+    _write_config(run.dir, config, plan.specs, start_time=run.started, end_time=time.time(), title=run.title,
+                  analysis=run.analysis)
+    return _report(records, config, run.dir, time.time() - run.started, run.title, run.analysis)
+
+
+class _Run:
+    """The run's directory (``None`` until it is made), the records it has from earlier, and how it is labelled."""
+
+    def __init__(self, run_dir: Optional[str], earlier: list[dict], title: str, analysis: Optional[dict],
+                 started: float):
+        self.dir, self.earlier, self.title, self.analysis, self.started = run_dir, earlier, title, analysis, started
+
+
+def _prepare(config: AblationConfig, plan: _Plan, run: _Run) -> None:
+    """What the trials need before the first one runs: pre-flight, then the run's directory.
+
+    Runs while Spark's workers start (the job is submitted first); raises what pre-flight finds
+    before anything is written.
+    """
+    if config.preflight:
+        preflight(config.ablation_study, plan.specs, plan.data.schema_only() if plan.data is not None else None,
+                  rules=plan.rules)
+    if run.dir is None:
+        run.dir = layout.new_run(layout.experiment_path(config.experiment_dir, config.name))
+    _write_config(run.dir, config, plan.specs, start_time=run.started, title=run.title, analysis=run.analysis)
+    if config.verbose:
+        resumed = f", {len(run.earlier)} already done in {run.dir}" if run.earlier else ""
+        print(f"maggy: experiment {config.name!r}: {len(plan.specs)} trials{resumed}")
 
 
 def _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs) -> tuple[Callable, AblationConfig]:
@@ -130,7 +149,7 @@ def _resolve_arguments(train_fn, config, map_fun, experiment_type, kwargs) -> tu
 
 
 def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
-    """Validates everything that can be checked without Spark and lists the trials."""
+    """Checks the arguments and lists the trials (pre-flight, which builds models, comes later: :func:`_prepare`)."""
     train_args = check_train_fn(train_fn)
     study = config.ablation_study
     ablator = _make_ablator(config)
@@ -146,10 +165,7 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     specs = []
     while (spec := ablator.get_trial()) is not None:
         specs.append(spec)
-    rules = experiment_rules(study)
-    if config.preflight:
-        preflight(study, specs, data.schema_only() if data is not None else None, rules=rules)
-    return _Plan(ablator, specs, data, policy, rules)
+    return _Plan(ablator, specs, data, policy, experiment_rules(study))
 
 
 def _user_code(train_fn: Any, study) -> dict[str, Any]:
@@ -162,22 +178,44 @@ def _user_code(train_fn: Any, study) -> dict[str, Any]:
     }
 
 
-def _ready_plotting() -> Optional[threading.Thread]:
-    """Loads matplotlib on a thread while the trials run; None when it is loaded already.
+def _ready_reporting(after: threading.Event) -> Callable[[], None]:
+    """Loads what the report needs (matplotlib, scipy's distributions) on a thread, once ``after`` is set.
 
-    The first plot of a process would otherwise spend ~0.4 s on it after the last trial,
-    and the driver is mostly idle while Spark starts and the trials run.
+    The first report of a process would otherwise spend ~0.4 s on matplotlib and ~0.1-0.5 s
+    on scipy after the last trial, while the driver is mostly idle as the trials run. It
+    waits for the first trial to start (``after``), not to compete for the CPU with Spark
+    starting its workers. Returns a function that waits for the loading to finish (it
+    starts it now if ``after`` never came): matplotlib must not draw on two threads at once.
     """
-    if "matplotlib.figure" in sys.modules:
-        return None
-    thread = threading.Thread(target=_results.load_matplotlib, name="maggy-load-matplotlib", daemon=True)
+    if all(m in sys.modules for m in ("matplotlib.figure", "scipy.special")):
+        return lambda: None
+    now = threading.Event()
+
+    def load() -> None:
+        while not (after.wait(0.1) or now.is_set()):
+            pass
+        _results.load_matplotlib()
+        try:
+            import scipy.special  # noqa: F401  (the statistics of every components table)
+        except ImportError:  # the report says what is missing
+            pass
+
+    thread = threading.Thread(target=load, name="maggy-ready-reporting", daemon=True)
     thread.start()
-    return thread
+
+    def finish() -> None:
+        now.set()
+        thread.join()
+
+    return finish
 
 
-def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlier: list[dict],
-         run_dir: str, spark: Any) -> list[dict]:
-    """Runs the trials in ``todo`` on Spark (``earlier``: those a resumed run has); returns their records."""
+def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], run: _Run, spark: Any) -> dict:
+    """Runs the trials in ``todo`` on Spark (``run.earlier``: those a resumed run has); returns the result.
+
+    The Spark job is submitted before pre-flight and the run's directory (:func:`_prepare`),
+    so Spark's Python workers start meanwhile; they wait for the driver to let them in.
+    """
     if spark is None:
         # One task runs many trials, so Spark may retry it more often than any one trial
         # is re-run; max_trial_retries is what bounds each trial.
@@ -186,6 +224,7 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
     launch = make_launch(spark, config.gpus_per_trial, config.cpus_per_trial)
     launch.check()  # what this session cannot do fails here, before any trial
     slots = decide_slots(config.num_executors, launch.slots(len(todo)), len(todo))
+    earlier = run.earlier
     scheduler = TrialScheduler(
         todo,
         policy=plan.policy,
@@ -196,24 +235,37 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], earlie
         base_histories={r.get("repeat", 0): [v for _, v in r.get("history", [])] for r in earlier if r.get("index") == 0},
         open_ended=plan.ablator.adaptive,
     )
-    tensorboard = layout.tensorboard_path(run_dir)
-    driver = Driver(
-        scheduler,
-        run_dir,
-        train_fn,
-        config.ablation_study,
-        optimization_key=config.optimization_key,
-        hb_interval=config.hb_interval,
-        hb_timeout=config.hb_timeout,
-        data=staged(plan.data, config.ablation_study, run_dir),
-        progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
-        on_record=lambda record: _results.write_tensorboard(record, tensorboard),
-        tls=config.tls,
-        tensorboard_dir=tensorboard,
-        repair_rules=plan.rules,
-        more_trials=_more_trials(plan, earlier) if plan.ablator.adaptive else None,
-    )
-    return driver.run(launch, slots)
+    driver = Driver(scheduler, train_fn, config.ablation_study, optimization_key=config.optimization_key,
+                    hb_interval=config.hb_interval, hb_timeout=config.hb_timeout, tls=config.tls,
+                    repair_rules=plan.rules)
+    reporting_ready = _ready_reporting(after=driver.first_trial_started)
+
+    def prepare() -> Any:
+        _prepare(config, plan, run)
+        return staged(plan.data, config.ablation_study, run.dir)
+
+    # A Spark DataFrame is staged by a Spark job, which would wait forever for the slots the
+    # trials' tasks hold while they wait for pre-flight: such a run prepares first.
+    data = prepare() if stages_with_spark(plan.data, config.ablation_study) else _NOT_YET
+    with driver.started(launch, slots):
+        if data is _NOT_YET:
+            data = prepare()
+        tensorboard = layout.tensorboard_path(run.dir)
+        records = driver.run(
+            run.dir,
+            data=data,
+            progress=Progress(len(plan.specs), config.direction, enabled=config.verbose, done=len(earlier)),
+            on_record=lambda record: _results.write_tensorboard(record, tensorboard),
+            tensorboard_dir=tensorboard,
+            more_trials=_more_trials(plan, earlier) if plan.ablator.adaptive else None,
+        )
+        reporting_ready()
+        # Reported while Spark winds the job down (its tasks leave, the server stops).
+        return _conclude(earlier + records, config, plan, run)
+
+
+#: The training data before the run is prepared (``None`` is a study without any).
+_NOT_YET = object()
 
 
 def _report(records: list[dict], config: AblationConfig, run_dir: str, duration: float, title: str,
@@ -304,19 +356,17 @@ def _make_ablator(config: AblationConfig) -> AbstractAblator:
     raise ValueError(f"ablator must be a name in {sorted(ABLATORS)}, an AbstractAblator subclass or instance, got {ablator!r}")
 
 
-def _prepare_run_dir(config: AblationConfig, specs: list[dict]) -> tuple[str, list[dict]]:
-    """The run directory (a new ``run_N``, or the latest one when resuming) and its earlier records."""
-    base = layout.experiment_path(config.experiment_dir, config.name)
-    os.makedirs(base, exist_ok=True)
-    earlier: list[dict] = []
-    run_dir = layout.latest_run(base) if config.resume else None
-    if run_dir is not None:
-        known = {s["trial_id"] for s in specs}
-        journal = layout.journal_path(run_dir)
-        if os.path.exists(journal):
-            earlier = [r for r in read_journal(journal) if r.get("trial_id") in known]
-    else:
-        run_dir = layout.new_run(base)
+def _find_run(config: AblationConfig, specs: list[dict]) -> tuple[Optional[str], list[dict]]:
+    """The run to resume and its earlier records, or ``(None, [])`` for a new run (made by :func:`_prepare`).
+
+    Writes nothing: a run whose pre-flight fails leaves no folder behind.
+    """
+    run_dir = layout.latest_run(layout.experiment_path(config.experiment_dir, config.name)) if config.resume else None
+    if run_dir is None:
+        return None, []
+    known = {s["trial_id"] for s in specs}
+    journal = layout.journal_path(run_dir)
+    earlier = [r for r in read_journal(journal) if r.get("trial_id") in known] if os.path.exists(journal) else []
     return run_dir, earlier
 
 

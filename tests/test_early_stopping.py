@@ -82,6 +82,18 @@ def test_base_rule_stops_only_trials_that_trail_the_base(spark, tmp_path):
         record = records[name]
         assert record["stop_step"] >= 1  # patience 2: never at the first report (step 0)
         assert record["stop_base_gap"] == pytest.approx(b / 1.02 - 1, abs=1e-6)
+        # The result's trials table says it too.
+        assert trials.loc[name, "stop_step"] == record["stop_step"]
+        assert trials.loc[name, "stop_base_gap"] == pytest.approx(b / 1.02 - 1, abs=1e-6)
+    # Rule: a component stopped this way is reported as needed, its delta (against the base
+    # at the step it stopped) marked as a lower bound; the others are not.
+    components = result["components"].set_index("component")
+    for name, b in BAD.items():
+        row = components.loc[f"feature {name}"]
+        step = records[name]["stop_step"]
+        assert row["verdict"] == "needed" and row["lower_bound"], row
+        assert row["mean_delta"] == pytest.approx((b - 1.02) * 0.9**step, abs=1e-6)
+    assert not components.loc[[f"feature {g}" for g in GOOD], "lower_bound"].any()
 
 
 def test_grace_steps_keep_the_median_rule_quiet_early(spark, tmp_path):

@@ -1,5 +1,8 @@
 """maggy.util: the device a trial runs on, and seeding."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -102,3 +105,23 @@ def test_a_trial_on_a_machine_without_gpus_runs_on_the_cpu(spark, tmp_path):
         direction="max", experiment_dir=str(tmp_path), num_executors=2, es_policy="none", verbose=False,
     )
     assert list(result["trials"]["metric"]) == [1.0, 1.0]
+
+
+def test_a_seed_set_before_torch_is_imported_still_seeds_it():
+    # In a fresh interpreter, as in a new Spark worker: the trial's seed is set before
+    # anything imported torch.
+    code = (
+        "import sys\n"
+        "from maggy.util import set_seed\n"
+        "set_seed(11)\n"
+        "assert 'torch' not in sys.modules, 'set_seed imported torch'\n"
+        "import torch\n"
+        "first = torch.rand(4)\n"
+        "set_seed(11)\n"
+        "print(torch.equal(torch.rand(4), first))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # Rule: seeding does not import torch (seconds in a fresh worker) yet torch's first
+    # draws after its import are the seeded ones.
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"

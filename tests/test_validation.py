@@ -1,6 +1,12 @@
-"""Bad input is refused by lagom() with a clear message, before any Spark job starts."""
+"""Bad input is refused by lagom() with a clear message, before any trial runs.
 
+Argument checks come before any Spark job; pre-flight (which builds each trial's model) runs
+while the job's workers start, and a failure there cancels the job before its first trial.
+"""
+
+import os
 import threading
+import time
 
 import pytest
 from torch import nn
@@ -42,6 +48,42 @@ def refused(tmp_path, error, match, call):
 def test_layer_index_out_of_range_names_the_valid_range(study, tmp_path):
     study.model.layers.include(7)
     refused(tmp_path, AblationError, r"layer index 7 is out of range.*0\.\.2", lambda: lagom(study, tmp_path))
+
+
+DRIVER_PID = os.getpid()
+
+
+def slow_on_the_driver():
+    if os.getpid() == DRIVER_PID:
+        time.sleep(4)  # pre-flight outlasts the start of the job's workers
+    return model()
+
+
+def test_a_failed_preflight_runs_no_trial_and_leaves_the_session_ready(study, tmp_path, spark):
+    ran = tmp_path / "trials-that-ran"
+    ran.mkdir()
+    study.model.set_base_model_generator(slow_on_the_driver)
+
+    def recording_train(model_function, dataset_function):
+        (ran / str(id(model_function))).touch()
+        return 1.0
+
+    study.model.layers.include(7)
+    refused(tmp_path, AblationError, r"layer index 7 is out of range",
+            lambda: lagom(study, tmp_path, train_fn=recording_train, spark=spark))
+    # Rule: the job submitted before pre-flight runs no trial and is gone when lagom() raises.
+    assert list(ran.iterdir()) == []
+    tracker = spark.sparkContext.statusTracker()
+    deadline = time.monotonic() + 30
+    while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tracker.getActiveJobsIds() == []
+    # ...and the same session runs the corrected study.
+    fixed = AblationStudy("titanic", 1, label_name="survived")
+    fixed.model.set_base_model_generator(model)
+    fixed.model.layers.include(2)
+    result = lagom(fixed, tmp_path, train_fn=recording_train, spark=spark)
+    assert result["num_trials"] == 2 and len(list(ran.iterdir())) == 2
 
 
 def test_unknown_layer_name_suggests_the_closest(study, tmp_path):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import secrets
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
@@ -29,6 +30,12 @@ __all__ = ["Driver"]
 class Driver:
     """Runs one experiment: a gRPC server, one Spark job, and the controller loop.
 
+    The job starts first (:meth:`started`), so that Spark's Python workers start while the
+    caller runs pre-flight and prepares the run's folder; the executors wait at ``Register``
+    until :meth:`run` lets them in with what was decided meanwhile (the training data, the
+    TensorBoard folder). If the caller fails before that, they are sent away and the job is
+    cancelled: no trial runs.
+
     Thread model:
 
     * The caller's thread runs :meth:`run`, the controller loop. It alone owns the journal,
@@ -38,73 +45,62 @@ class Driver:
     * gRPC handler threads (the pool of :func:`~maggy.core.rpc.server.serve`) call into the
       :class:`~maggy.core.scheduler.TrialScheduler`, whose lock guards every trial's state.
     * One ``maggy-spark-job`` thread runs the blocking Spark action and puts
-      ``("spark_done", (error, setup_failures))`` on the event queue when it returns. It is joined in
-      ``finally``; a keyboard interrupt cancels the job (group or tag) first.
+      ``("spark_done", (error, setup_failures))`` on the event queue when it returns. It is joined
+      when :meth:`started` ends; an exception (a keyboard interrupt, a failed pre-flight)
+      cancels the job (group or tag) first.
 
     Args:
         scheduler: the trial table, holding the trials still to run.
-        run_dir: the run's directory (journal, logs, tensorboard).
         train_fn: the user's training function.
         study: the ablation study.
         optimization_key: key of the metric in a dict returned by train_fn.
         hb_interval: heartbeat interval, seconds.
         hb_timeout: silence after which a running trial counts as lost, seconds.
-        data: the training data the executors read themselves (a ``core.data.DataSource``).
-        progress: the progress display.
-        on_record: called with each trial record as it arrives (after it is journaled).
         tls: encrypt the channel with a certificate made for this run, which executors pin;
             ``None``: on when executors may dial from other machines (see
             :mod:`maggy.core.endpoint`), off for a local master.
-        tensorboard_dir: the run's TensorBoard folder, for :func:`maggy.tensorboard.logdir`.
         repair_rules: the experiment's repair rules, for the executors' model surgery.
-        more_trials: for adaptive ablators: called on the controller thread with the new
-            records so far each time a trial ends; the specs it returns are scheduled (the
-            scheduler must be ``open_ended``).
     """
 
     def __init__(
         self,
         scheduler: TrialScheduler,
-        run_dir: str,
         train_fn: Callable,
         study: Any,
         optimization_key: str = "metric",
         hb_interval: float = 1.0,
         hb_timeout: float = 60.0,
-        data: Any = None,
-        progress: Optional[Progress] = None,
-        on_record: Optional[Callable[[dict], None]] = None,
         tls: Optional[bool] = None,
-        tensorboard_dir: Optional[str] = None,
         repair_rules: Optional[dict] = None,
-        more_trials: Optional[Callable[[list], list]] = None,
     ):
         self.scheduler = scheduler
-        self.run_dir = run_dir
         self.train_fn = train_fn
         self.study = study
         self.optimization_key = optimization_key
         self.hb_interval = hb_interval
         self.hb_timeout = hb_timeout
-        self.data = data
-        self.progress = progress or Progress(scheduler.total, scheduler.direction, enabled=False)
-        self.on_record = on_record
         self.tls = tls
-        self.tensorboard_dir = tensorboard_dir
         self.repair_rules = dict(repair_rules or {})
-        self.more_trials = more_trials
+        self._servicer = DriverServicer(scheduler, held=True)
+        #: Set when the first trial starts (the Spark workers are up).
+        self.first_trial_started = threading.Event()
         self._spark_gone = False
-        self.journal = Journal(layout.journal_path(run_dir))
         self._logs: dict[str, Any] = {}
+        self.run_dir: Optional[str] = None
 
-    def run(self, launch: Launch, slots: int) -> list[dict]:
-        """Runs every trial of the scheduler on ``slots`` Spark tasks; returns the new records."""
+    @contextlib.contextmanager
+    def started(self, launch: Launch, slots: int) -> Iterator["Driver"]:
+        """Starts the server and the Spark job of ``slots`` tasks, for the ``with`` block.
+
+        The tasks start loading and register, then wait for :meth:`run`. On leaving the
+        block the job has ended (it is cancelled if the block raised, or if a task is still
+        busy with a trial presumed lost) and the server is stopped.
+        """
         token = secrets.token_urlsafe(32)
         endpoint = Endpoint.resolve(*launch.hosts())
         use_tls = endpoint.is_remote if self.tls is None else self.tls
         certificate = make_certificate() if use_tls else None
-        records: list[dict] = []
-        with serve(DriverServicer(self.scheduler), token, host=endpoint.bind_host, port=endpoint.bind_port,
+        with serve(self._servicer, token, host=endpoint.bind_host, port=endpoint.bind_port,
                    max_workers=2 * slots + 16, certificate=certificate) as (_, port):
             payload = pack(ExecutorContext(
                 address=endpoint.address(port),
@@ -114,20 +110,20 @@ class Driver:
                 train_fn=self.train_fn,
                 optimization_key=self.optimization_key,
                 hb_interval=self.hb_interval,
-                data=self.data,
                 repair_rules=self.repair_rules,
-                tensorboard_dir=self.tensorboard_dir,
                 gpus_per_trial=launch.gpus_per_trial,
             ))
             job = threading.Thread(target=self._spark_job, args=(launch, slots, payload),
                                    name="maggy-spark-job", daemon=True)
             job.start()
             try:
-                self._control(records)
-            except KeyboardInterrupt:
+                yield self
+            except BaseException:
+                self._servicer.call_off()
                 launch.cancel()
                 raise
             finally:
+                self._servicer.call_off()  # executors still waiting to be let in leave
                 self.scheduler.close()
                 job.join(timeout=30)
                 if job.is_alive():
@@ -135,10 +131,50 @@ class Driver:
                     # elsewhere) would keep the job alive: its result is not needed.
                     launch.cancel()
                     job.join(timeout=30)
-                for handle in self._logs.values():
-                    handle.close()
-                self.progress.close()
+
+    def run(
+        self,
+        run_dir: str,
+        data: Any = None,
+        progress: Optional[Progress] = None,
+        on_record: Optional[Callable[[dict], None]] = None,
+        tensorboard_dir: Optional[str] = None,
+        more_trials: Optional[Callable[[list], list]] = None,
+    ) -> list[dict]:
+        """Lets the waiting executors in and runs every trial of the scheduler; returns the new records.
+
+        Call it inside :meth:`started`.
+
+        Args:
+            run_dir: the run's directory (journal, logs, tensorboard).
+            data: the training data the executors read themselves (a ``core.data.DataSource``).
+            progress: the progress display.
+            on_record: called with each trial record as it arrives (after it is journaled).
+            tensorboard_dir: the run's TensorBoard folder, for :func:`maggy.tensorboard.logdir`.
+            more_trials: for adaptive ablators: called on the controller thread with the new
+                records so far each time a trial ends; the specs it returns are scheduled (the
+                scheduler must be ``open_ended``).
+        """
+        self._attach(run_dir, progress, on_record, more_trials)
+        records: list[dict] = []
+        self._servicer.open(pack({"data": data, "tensorboard_dir": tensorboard_dir}))
+        try:
+            self._control(records)
+        finally:
+            for handle in self._logs.values():
+                handle.close()
+            self.progress.close()
         return records
+
+    def _attach(self, run_dir: str, progress: Optional[Progress] = None,
+                on_record: Optional[Callable[[dict], None]] = None,
+                more_trials: Optional[Callable[[list], list]] = None) -> None:
+        """Points the controller at the run's folder and its consumers of records."""
+        self.run_dir = run_dir
+        self.progress = progress or Progress(self.scheduler.total, self.scheduler.direction, enabled=False)
+        self.on_record = on_record
+        self.more_trials = more_trials
+        self.journal = Journal(layout.journal_path(run_dir))
 
     def _spark_job(self, launch: Launch, slots: int, payload: bytes) -> None:
         error, setup_failures = None, []
@@ -173,6 +209,7 @@ class Driver:
 
     def _handle(self, kind: str, payload: Any, records: list) -> None:
         if kind == "started":
+            self.first_trial_started.set()
             self.progress.started(payload[0])
         elif kind == "requeued":
             trial_id, reason = payload

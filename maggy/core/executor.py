@@ -21,7 +21,6 @@ import grpc
 from maggy.ablation.study import AblationStudy
 from maggy.core import current_trial
 from maggy.core.devices import claim_gpus, task_gpus
-from maggy.core.data import worker_cache
 from maggy.core.reporter import Reporter, to_float
 from maggy.core.rpc.client import DriverClient, pb, trial_revoked
 from maggy.core.shipping import unpack
@@ -37,7 +36,9 @@ TRAIN_FN_ARGS = ("model_function", "dataset_function", "reporter")
 
 @dataclasses.dataclass
 class ExecutorContext:
-    """Everything a Spark task needs, shipped with the task's closure.
+    """Everything a Spark task needs: shipped with the task's closure, except the late fields
+    (``data``, ``tensorboard_dir``), which the driver decides after the job started and sends
+    in its reply to ``Register``.
 
     Attributes:
         address: ``host:port`` of the driver's gRPC server.
@@ -202,12 +203,14 @@ def run_task(payload: bytes) -> Callable:
     module missing on the executors) is not a task failure that Spark retries, to fail the
     same way each time: the task yields the traceback as data and ends, and the driver
     explains it in every trial's error. Otherwise it yields nothing: it registers with the
-    driver, then loops: hand in the last result and get the next trial in one round trip,
-    run it, until the driver answers ``done``.
+    driver, which holds it until the run is prepared and then sends the context fields
+    decided after the job started (the training data, the run's folders); then it loops:
+    hand in the last result and get the next trial in one round trip, run it, until the
+    driver answers ``done``.
 
     Args:
-        payload: the pickled :class:`ExecutorContext` (its training data is a
-            ``core.data.DataSource``: where the rows are, which the task reads itself).
+        payload: the pickled :class:`ExecutorContext` as far as it is known when the job
+            starts (without its late fields: ``data``, ``tensorboard_dir``).
     """
 
     def task(_partition) -> Iterator[str]:
@@ -226,25 +229,55 @@ def run_task(payload: bytes) -> Callable:
         gpus = task_gpus(task_ctx.resources() if task_ctx else {}, partition, ctx.gpus_per_trial)
         # Spark's addresses become the process's only visible GPUs, so cuda:0 is the first of them.
         _set_current_device(claim_gpus(gpus) if gpus else pick_device([], partition))
-        cache_mb = ctx.data.cache_mb if ctx.data is not None else 0
-        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client, worker_cache(cache_mb):
-            executor_id = client.register(partition, attempt, socket.gethostname(), os.getpid())
-            result = None
-            while True:
-                try:
-                    reply = client.next(executor_id, result)
-                except grpc.RpcError as e:
-                    if result is not None and trial_revoked(e):
-                        # The driver no longer wants this result (the trial was re-run
-                        # elsewhere); ask for work without it.
-                        result = None
-                        continue
-                    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-                        return  # the driver has finished or gone away
-                    raise
-                if reply.WhichOneof("reply") != "trial":
-                    return
-                result = run_trial(ctx, client, executor_id, reply.trial)
-                sys.stdout.flush()
+        with DriverClient(ctx.address, ctx.token, tls_cert=ctx.tls_cert) as client:
+            # The driver holds this call until it has prepared the run (the job starts first).
+            joined = client.register(partition, attempt, socket.gethostname(), os.getpid())
+            if joined.done:
+                return  # the experiment was called off before its first trial
+            try:
+                ctx = _with_late_context(ctx, joined.late_context)
+            except Exception:
+                yield traceback.format_exc()
+                return
+            with _data_cache(ctx.data):
+                _trial_loop(ctx, client, joined.executor_id)
 
     return task
+
+
+def _data_cache(data: Any) -> contextlib.AbstractContextManager:
+    """The worker's column cache for ``data`` (a ``DataSource``); nothing for a study without one.
+
+    The data package (pyarrow, numpy) is imported only by tasks that read data.
+    """
+    if data is None:
+        return contextlib.nullcontext()
+    from maggy.core.data import worker_cache
+
+    return worker_cache(data.cache_mb)
+
+
+def _with_late_context(ctx: ExecutorContext, late_context: bytes) -> ExecutorContext:
+    """``ctx`` completed with the fields the driver decided after the job started (pickled)."""
+    return dataclasses.replace(ctx, **unpack(late_context)) if late_context else ctx
+
+
+def _trial_loop(ctx: ExecutorContext, client: DriverClient, executor_id: str) -> None:
+    """Hands in the last result and gets the next trial in one round trip, until the driver says done."""
+    result = None
+    while True:
+        try:
+            reply = client.next(executor_id, result)
+        except grpc.RpcError as e:
+            if result is not None and trial_revoked(e):
+                # The driver no longer wants this result (the trial was re-run
+                # elsewhere); ask for work without it.
+                result = None
+                continue
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                return  # the driver has finished or gone away
+            raise
+        if reply.WhichOneof("reply") != "trial":
+            return
+        result = run_trial(ctx, client, executor_id, reply.trial)
+        sys.stdout.flush()

@@ -17,7 +17,7 @@ import time
 from typing import Any, Optional, Sequence
 
 from maggy.earlystop import AbstractEarlyStop, Decision, NoEarlyStop
-from maggy.earlystop.base_relative import relative_gap
+from maggy.earlystop.base_relative import relative_gap, worse_by
 from maggy.trial import TrialStatus
 
 __all__ = ["TrialScheduler", "SchedulerError"]
@@ -360,15 +360,21 @@ class TrialScheduler:
 
         ``stop_step`` is the step number of the last metric the rule saw; ``stop_base_gap`` the
         relative gap to the base trial's metric at the same report (> 0: worse than the base;
-        None when the base had not reported that far).
+        None when the base had not reported that far) and ``stop_base_delta`` the same gap in
+        the metric's units; ``stop_lower_bound`` whether the rule stops only trials clearly
+        worse than the base (then that delta is a lower bound of the component's effect).
         """
         base = self._base_of(running)
         at = len(running.values)
-        gap = None
+        gap = delta = None
         if base is not None and len(base) >= at:
             value = relative_gap(running.values[at - 1], base[at - 1], self.direction)
             gap = None if value != value else round(value, 6)  # NaN: no relative scale
-        return {"stop_step": running.history[-1][0], "stop_base_gap": gap, "stop_rule": repr(self.policy)}
+            value = worse_by(running.values[at - 1], base[at - 1], self.direction)
+            delta = None if value != value else value
+        return {"stop_step": running.history[-1][0], "stop_base_gap": gap, "stop_base_delta": delta,
+                "stop_rule": repr(self.policy),
+                "stop_lower_bound": bool(getattr(self.policy, "marks_lower_bound", False) and delta is not None)}
 
 
 def _add_metrics(running: _Running, metrics) -> None:

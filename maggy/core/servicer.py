@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from typing import Optional
 
 import grpc
 
@@ -25,16 +27,41 @@ def _abort(context, error: SchedulerError):
 class DriverServicer(maggy_pb2_grpc.DriverServicer):
     """Serves executors on behalf of a :class:`TrialScheduler`. Nothing received is unpickled.
 
+    The Spark job starts while the driver still prepares the run, so a ``held`` servicer's
+    ``Register`` holds each executor until :meth:`open` (the run is ready: here is what the
+    tasks still need) or :meth:`call_off` (pre-flight failed: the tasks end without a trial).
+
     Args:
         scheduler: the trial table of the running experiment.
+        held: hold registering executors until :meth:`open` or :meth:`call_off`; otherwise
+            the servicer is open from the start, with no late context.
     """
 
-    def __init__(self, scheduler: TrialScheduler):
+    def __init__(self, scheduler: TrialScheduler, held: bool = False):
         self._scheduler = scheduler
+        self._decided = threading.Event()
+        self._late_context: Optional[bytes] = None
+        if not held:
+            self.open(b"")
+
+    def open(self, late_context: bytes) -> None:
+        """Lets the executors in: each gets ``late_context`` (pickled context fields) with its id."""
+        self._late_context = late_context
+        self._decided.set()
+
+    def call_off(self) -> None:
+        """Sends every executor away before any trial: ``Register`` answers ``done``."""
+        self._decided.set()
 
     def Register(self, request, context):
         executor_id = self._scheduler.register(request.partition_id, request.task_attempt, request.host)
-        return pb.RegisterReply(executor_id=executor_id)
+        # Wake up now and then so a call whose client went away frees its thread.
+        while not self._decided.wait(5.0):
+            if not context.is_active():
+                return pb.RegisterReply(done=True)
+        if self._late_context is None:
+            return pb.RegisterReply(executor_id=executor_id, done=True)
+        return pb.RegisterReply(executor_id=executor_id, late_context=self._late_context)
 
     def Next(self, request, context):
         result = None

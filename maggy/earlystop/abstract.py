@@ -51,6 +51,11 @@ class AbstractEarlyStop(abc.ABC):
     #: trial's values so far (same repeat) as ``decide(..., base=values)``.
     uses_base: bool = False
 
+    #: True for rules that stop only trials trailing the base trial beyond a margin: the
+    #: component of a trial stopped so is reported as needed, with its delta at the stop
+    #: (against the base at the same step) marked as a lower bound.
+    marks_lower_bound: bool = False
+
     @abc.abstractmethod
     def decide(
         self,

@@ -17,7 +17,7 @@ from typing import Optional
 
 from maggy.earlystop.abstract import AbstractEarlyStop, Decision, _as_floats, check_direction
 
-__all__ = ["BaseRelativeRule", "DEFAULT_MARGIN", "DEFAULT_PATIENCE", "relative_gap"]
+__all__ = ["BaseRelativeRule", "DEFAULT_MARGIN", "DEFAULT_PATIENCE", "relative_gap", "worse_by"]
 
 #: Default relative margin: a trial must trail the base by more than 25% of the base's metric.
 #: benchmarks/earlystop.py's W3 scenario has good ablations up to ~20% behind a good base and
@@ -29,6 +29,16 @@ DEFAULT_MARGIN = 0.25
 #: behind at the same step is behind for a reason. Raise it (or es_grace_steps) for metrics
 #: that are noisy from step to step, or for components that only slow the first epochs.
 DEFAULT_PATIENCE = 1
+
+
+def worse_by(value: float, base: float, direction: str) -> float:
+    """How much worse ``value`` is than ``base``, in the metric's units (> 0: worse).
+
+    Example:
+        >>> worse_by(1.5, 1.0, "min"), worse_by(0.75, 1.0, "max")
+        (0.5, 0.25)
+    """
+    return value - base if direction == "min" else base - value
 
 
 def relative_gap(value: float, base: float, direction: str) -> float:
@@ -44,8 +54,7 @@ def relative_gap(value: float, base: float, direction: str) -> float:
     """
     if math.isnan(value) or math.isnan(base) or base == 0 or math.isinf(base):
         return math.nan
-    worse_by = value - base if direction == "min" else base - value
-    return worse_by / abs(base)
+    return worse_by(value, base, direction) / abs(base)
 
 
 class BaseRelativeRule(AbstractEarlyStop):
@@ -77,6 +86,7 @@ class BaseRelativeRule(AbstractEarlyStop):
     """
 
     uses_base = True
+    marks_lower_bound = True
 
     def __init__(
         self,

@@ -29,7 +29,8 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     verdict (:data:`VERDICT_COLOURS`, the verdict written beside the bar) with their 95%
     interval as error bars; single runs are dashed outlines marked "1 run, no noise
     estimate", not drawn like measured effects. Early-stopped components are hatched (their
-    delta is from partial training), failed ones are grey with the word "failed". Uses ``matplotlib.figure.Figure``
+    delta is from partial training; one stopped for trailing the base trial shows its delta at
+    the stop, marked "at least this"), failed ones are grey with the word "failed". Uses ``matplotlib.figure.Figure``
     directly, so it neither needs nor changes pyplot's backend (Jupyter inline keeps working).
     Under the Shapley policy (``components`` has a ``shapley`` column) it draws each
     component's LOCO delta beside its Shapley value instead (:func:`plot_loco_and_shapley`).
@@ -99,6 +100,7 @@ class _Bar(NamedTuple):
     note: Optional[str]  # set for components drawn as a note instead of a bar
     verdict: str = "undetermined"
     single: bool = False  # one run: no noise estimate, drawn as an outline
+    lower_bound: bool = False  # stopped for trailing the base trial: the delta at the stop, a lower bound
 
 
 #: Bar colours by verdict (single runs and early-stopped ones are outlines instead).
@@ -163,7 +165,8 @@ def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
                     capsize=4, xerr=[[b.delta - b.ci_low for _, b in with_ci], [b.ci_high - b.delta for _, b in with_ci]])
     notes = [(0.0, y, f"  {b.note}", "left", "medium", "dimgrey") for y, b in rows if b.note is not None]
     for y, b in stopped:  # beside the bar's outer end
-        text, align = ("  early stopped (partial)", "left") if b.delta >= 0 else ("early stopped (partial)  ", "right")
+        said = "needed: stopped, at least this" if b.lower_bound else "early stopped (partial)"
+        text, align = (f"  {said}", "left") if b.delta >= 0 else (f"{said}  ", "right")
         notes.append((b.delta, y, text, align, _NOTE_SIZE, "tab:grey"))
     for y, b in single:
         text, align = ("  1 run, no noise estimate", "left") if b.delta >= 0 else ("1 run, no noise estimate  ", "right")
@@ -249,7 +252,7 @@ def _bars(result) -> list[_Bar]:
     bars = []
     for row in components.itertuples(index=False):
         value = _float(row.mean_delta)
-        if row.status == TrialStatus.EARLY_STOPPED:
+        if row.status == TrialStatus.EARLY_STOPPED and not getattr(row, "lower_bound", False):
             deltas = [d for d, *_ in partial.get(row.component, []) if math.isfinite(d)]
             value = statistics.fmean(deltas) if deltas else math.nan
         note = None
@@ -261,7 +264,7 @@ def _bars(result) -> list[_Bar]:
             note = f"delta {value:+}"
         verdict = getattr(row, "verdict", None) or "undetermined"
         bars.append(_Bar(row.component, value, _float(row.ci_low), _float(row.ci_high), row.status, note,
-                         verdict, int(row.n) < 2))
+                         verdict, int(row.n) < 2, bool(getattr(row, "lower_bound", False))))
     # Components without a bar at the bottom, the rest by delta with the largest effect on top.
     return sorted(bars, key=lambda b: (b.note is None, b.delta if b.note is None else 0.0))
 

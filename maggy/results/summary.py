@@ -96,11 +96,15 @@ def _effect_lines(result: Mapping[str, Any]) -> list[str]:
     if components is None or components.empty:
         return []
     noise = (result.get("statistics") or {}).get("noise_sd")
+    bounded = [r for r in components.itertuples(index=False) if getattr(r, "lower_bound", False)]
     if components["n"].max() < 2:
         lines = [
             "Single runs: each delta is one run against the base trial, with no noise estimate "
             "and no verdict (repeats=3 or repeats=\"auto\" give intervals and verdicts)"
         ]
+        if bounded:
+            lines.append("Clearly needed: " + "; ".join(f"{r.component} (delta >= {r.mean_delta:+.4f}: {r.reason})"
+                                                        for r in bounded))
         if noise is not None:
             flagged = [r.component for r in components.itertuples(index=False) if r.within_noise]
             lines.append(
@@ -111,6 +115,8 @@ def _effect_lines(result: Mapping[str, Any]) -> list[str]:
     alpha = (result.get("statistics") or {}).get("alpha", 0.05)
 
     def describe(r) -> str:
+        if getattr(r, "lower_bound", False):
+            return f"{r.component} (delta >= {r.mean_delta:+.4f}: {r.reason})"
         if r.n == 0:
             return f"{r.component} ({r.reason})"
         if r.n < 2:

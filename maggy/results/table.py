@@ -17,17 +17,20 @@ TRIAL_COLUMNS = [
     "status", "steps", "duration_s", "executor", "error",
 ]
 _REPEAT_COLUMNS = ["repeat", "seed"]
+#: Where early stopping stopped a trial (see TrialScheduler._stop_info); columns of the trials
+#: table when any trial was stopped.
+_STOP_COLUMNS = ["stop_step", "stop_base_gap", "stop_base_delta", "stop_lower_bound"]
 COMPONENT_COLUMNS = [
     "component", "n", "mean_delta", "std", "ci_low", "ci_high", "distinguishable", "status",
     "p_value", "p_adjusted", "effect_size", "verdict", "reason", "p_wilcoxon", "stopped",
-    "within_noise",
+    "within_noise", "lower_bound",
 ]
 _TEXT_COLUMNS = {
     "trial_id", "ablated_feature", "ablated_layers", "custom_model", "status", "executor",
     "error", "component", "removed", "component_a", "component_b", "kind", "verdict", "reason",
 }
-_INT_COLUMNS = {"steps", "repeat", "seed", "n", "stopped"}
-_BOOL_COLUMNS = {"distinguishable", "within_noise"}
+_INT_COLUMNS = {"steps", "repeat", "seed", "n", "stopped", "stop_step"}
+_BOOL_COLUMNS = {"distinguishable", "within_noise", "lower_bound", "stop_lower_bound"}
 
 
 # --------------------------------------------------------------------------- result
@@ -85,10 +88,12 @@ def build_result(
     for trial in trials:
         trial["delta"] = _delta(trial["metric"], _base_for(base, trial["repeat"]), direction)
 
-    rows = [{c: t[c] for c in TRIAL_COLUMNS + _REPEAT_COLUMNS} for t in trials]
+    rows = [{c: t[c] for c in TRIAL_COLUMNS + _REPEAT_COLUMNS + _STOP_COLUMNS} for t in trials]
     columns = list(TRIAL_COLUMNS)
     if any(t["repeat"] > 0 for t in trials):
         columns += _REPEAT_COLUMNS
+    if any(t["stop_step"] is not None for t in trials):
+        columns += _STOP_COLUMNS
     statuses = [t["status"] for t in trials]
 
     result: dict[str, Any] = {
@@ -138,6 +143,10 @@ def _normalise(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "error": record.get("error"),
             "repeat": int(record.get("repeat") or 0),
             "seed": record.get("seed"),
+            "stop_step": record.get("stop_step"),
+            "stop_base_gap": _float(record.get("stop_base_gap")),
+            "stop_base_delta": _float(record.get("stop_base_delta")),
+            "stop_lower_bound": bool(record.get("stop_lower_bound", False)),
         }
         latest.pop((trial["trial_id"], trial["repeat"]), None)
         latest[(trial["trial_id"], trial["repeat"])] = trial
@@ -261,11 +270,27 @@ def _component_label(feature, layers, model) -> str:
 
 
 class _Run(NamedTuple):
-    """One run of a component: its delta against the base trial, status and repeat."""
+    """One run of a component: its delta against the base trial, status and repeat.
+
+    ``bound`` is set (else NaN) for a run stopped for trailing the base trial (a rule with
+    ``marks_lower_bound``): its delta against the base at the step it stopped, a lower bound.
+    """
 
     delta: float
     status: str
     repeat: int
+    bound: float = math.nan
+    stop_step: Any = None
+    stop_gap: float = math.nan
+
+
+def _run_of(delta: float, status: str, repeat: int, stop: Mapping[str, Any]) -> _Run:
+    """A component's run, with its stop as a lower bound when the rule marks one."""
+    if not stop.get("stop_lower_bound"):
+        return _Run(delta, status, repeat)
+    step = stop.get("stop_step")
+    return _Run(delta, status, repeat, _float(stop.get("stop_base_delta")),
+                None if _missing(step) else int(step), _float(stop.get("stop_base_gap")))
 
 
 def _groups_from_records(trials) -> dict[str, list[_Run]]:
@@ -276,7 +301,7 @@ def _groups_from_records(trials) -> dict[str, list[_Run]]:
         # not one component's effect.
         if t["index"] == 0 or len(t["removed"]) != 1:
             continue
-        groups.setdefault(t["removed"][0], []).append(_Run(t["delta"], t["status"], t["repeat"]))
+        groups.setdefault(t["removed"][0], []).append(_run_of(t["delta"], t["status"], t["repeat"], t))
     return groups
 
 
@@ -288,8 +313,8 @@ def _groups_from_frame(frame: pd.DataFrame) -> dict[str, list[_Run]]:
         if isinstance(removed, (list, tuple)):
             if len(removed) == 1:
                 repeat = getattr(row, "repeat", 0)
-                groups.setdefault(removed[0], []).append(
-                    _Run(_float(row.delta), row.status, 0 if _missing(repeat) else int(repeat)))
+                groups.setdefault(removed[0], []).append(_run_of(
+                    _float(row.delta), row.status, 0 if _missing(repeat) else int(repeat), row._asdict()))
             continue
         label = _component_label(row.ablated_feature, row.ablated_layers, row.custom_model)  # older tables
         if label != "base":
@@ -343,7 +368,7 @@ def _components_from_groups(groups: Mapping[str, list[_Run]], options: Mapping[s
         s = j.stats
         statuses = {r.status for r in runs}
         status = next((x for x in (TrialStatus.FINISHED, TrialStatus.EARLY_STOPPED) if x in statuses), TrialStatus.FAILED).value
-        rows.append({
+        row = {
             "component": label, "n": s.n, "mean_delta": s.mean_delta, "std": s.std,
             "ci_low": s.ci_low, "ci_high": s.ci_high,
             "distinguishable": bool(s.ci_low > 0 or s.ci_high < 0), "status": status,
@@ -352,8 +377,29 @@ def _components_from_groups(groups: Mapping[str, list[_Run]], options: Mapping[s
             "stopped": len(stopped[label]),
             # Within about two run-to-run standard deviations of the base trial: noise-sized.
             "within_noise": bool(noise is not None and s.n > 0 and abs(s.mean_delta) <= 2 * noise),
-        })
+            "lower_bound": False,
+        }
+        bounded = [r for r in runs if math.isfinite(r.bound)]
+        if s.n == 0 and bounded:
+            row.update(_lower_bound(bounded))
+        rows.append(row)
     return _frame(rows, COMPONENT_COLUMNS)
+
+
+def _lower_bound(runs: Sequence[_Run]) -> dict[str, Any]:
+    """The row of a component whose runs were stopped for trailing the base trial, none finished.
+
+    The rule stops only trials worse than the base by more than its margin at the same step,
+    so the component is needed; its delta is the smallest gap at a stop, a lower bound.
+    """
+    least = min(runs, key=lambda r: r.bound)
+    gap = f", {least.stop_gap:.0%} worse than the base trial there" if math.isfinite(least.stop_gap) else ""
+    times = "" if len(runs) == 1 else f" (in {len(runs)} runs; the smallest gap)"
+    return {
+        "mean_delta": least.bound, "lower_bound": True, "verdict": _stats.Verdict.NEEDED.value,
+        "reason": f"stopped for trailing the base trial: at step {least.stop_step}{gap}{times}; "
+                  f"the delta is at that step, a lower bound",
+    }
 
 
 # --------------------------------------------------------------------------- helpers

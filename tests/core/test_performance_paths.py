@@ -45,7 +45,8 @@ def test_the_policy_sees_every_value_in_order_and_the_record_keeps_every_pair():
 
 def test_a_trials_log_file_is_closed_when_the_trial_ends(tmp_path):
     spec = make_spec(0)
-    driver = Driver(TrialScheduler([spec]), str(tmp_path), train_fn=None, study=None)
+    driver = Driver(TrialScheduler([spec]), train_fn=None, study=None)
+    driver._attach(str(tmp_path))
     records = []
     driver._handle("log", (spec["trial_id"], [("first line", False)]), records)
     handle = driver._logs[spec["trial_id"]]

@@ -123,11 +123,11 @@ def test_invalid_status_is_refused(channel):
 def test_a_stale_copy_of_a_trial_stops_at_its_next_heartbeat():
     scheduler = TrialScheduler([make_spec(0), make_spec(1, ablated_feature="fare")], max_trial_retries=1)
     with serve(DriverServicer(scheduler), TOKEN) as (_, port), DriverClient(f"127.0.0.1:{port}", TOKEN) as client:
-        first = client.register(0, 0, "h", 1)
+        first = client.register(0, 0, "h", 1).executor_id
         trial = client.next(first).trial
         # The first copy is presumed lost; the trial runs again elsewhere and delivers its result.
         scheduler.check_timeouts(0.0)
-        second = client.register(1, 0, "h", 2)
+        second = client.register(1, 0, "h", 2).executor_id
         again = client.next(second).trial
         assert (again.trial_id, again.attempt) == (trial.trial_id, 2)
         client.next(second, pb.TrialResult(trial_id=again.trial_id, attempt=2, status="finished", has_metric=True, metric=1.0))

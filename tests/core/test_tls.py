@@ -33,7 +33,7 @@ def tls_server():
 def test_the_right_certificate_completes_a_call(tls_server):
     cert, port = tls_server
     with DriverClient(f"127.0.0.1:{port}", TOKEN, timeout=10, tls_cert=cert.cert_pem) as client:
-        assert client.register(0, 0, "h", 1).startswith("e")
+        assert client.register(0, 0, "h", 1).executor_id.startswith("e")
 
 
 def test_a_plain_text_client_cannot_complete_a_call(tls_server):

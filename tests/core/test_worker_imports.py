@@ -46,8 +46,9 @@ PROBE = textwrap.dedent("""
     from maggy.core.reporter import Reporter
     from maggy.util import pick_device
     device = pick_device([], 0)
-    metric = _call_train_fn(ctx, {"trial_id": "t1", "ablated_feature": "a"}, Reporter(lambda *a: False))
-    print("torch" in sys.modules, device, metric)
+    # Seeded, as every trial of a study with a seed is.
+    metric = _call_train_fn(ctx, {"trial_id": "t1", "ablated_feature": "a", "seed": 3}, Reporter(lambda *a: False))
+    print("torch" in sys.modules, device, metric, "pyarrow" in sys.modules)
 """)
 
 
@@ -61,8 +62,9 @@ def test_a_task_whose_trials_need_no_torch_loads_without_importing_it():
     study.features.include("a", "b")
     ctx = ExecutorContext(address="127.0.0.1:1", token="t", study=study, train_fn=sleep_train)
     payload = pack(ctx)
-    loaded, device, metric = _load_in_fresh_worker(cloudpickle.dumps((run_task(payload), payload))).split()
+    loaded, device, metric, arrow = _load_in_fresh_worker(cloudpickle.dumps((run_task(payload), payload))).split()
     assert float(metric) == 0.5  # the trial ran
-    assert loaded == "False"  # without torch
+    assert loaded == "False"  # without torch, though it was seeded
+    assert arrow == "False"  # nor the data reader, for a study whose dataset_generator makes the data
     assert device == pick_device([], 0)  # on the same device as a worker that has torch
 

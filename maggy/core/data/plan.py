@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from maggy import layout
-from maggy.core.data.source import DataSource, describe, schema_of, stage
+from maggy.core.data.source import DataSource, describe, is_spark_frame, schema_of, stage
 
-__all__ = ["source_for", "staged"]
+__all__ = ["source_for", "staged", "stages_with_spark"]
 
 
 def source_for(study: Any, cache_mb: Optional[float] = None) -> Optional[DataSource]:
@@ -34,6 +34,11 @@ def source_for(study: Any, cache_mb: Optional[float] = None) -> Optional[DataSou
     except FileNotFoundError:
         datasets.raise_missing(study.name, study.version)
         raise
+
+
+def stages_with_spark(source: Optional[DataSource], study: Any) -> bool:
+    """Whether :func:`staged` runs a Spark job: the study's data is a Spark DataFrame."""
+    return source is not None and is_spark_frame(getattr(study, "dataframe", None))
 
 
 def staged(source: Optional[DataSource], study: Any, run_dir: str) -> Optional[DataSource]:

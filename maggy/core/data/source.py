@@ -115,13 +115,18 @@ def describe(path: str, cache_mb: Optional[float] = None) -> DataSource:
     return DataSource(path, schema, rows, files).with_cache(cache_mb)
 
 
+def is_spark_frame(dataframe: Any) -> bool:
+    """Whether ``dataframe`` is a Spark DataFrame (classic or Connect) rather than a pandas one."""
+    return hasattr(dataframe, "write")
+
+
 def stage(dataframe: Any, location: str) -> str:
     """Writes a pandas or Spark DataFrame as parquet under ``location``; returns the path.
 
     A Spark DataFrame is written by Spark (by the executors, so ``location`` must be a path
     they all see: a shared folder, ``hdfs://``, ``s3a://``); it is never collected on the driver.
     """
-    if hasattr(dataframe, "write"):
+    if is_spark_frame(dataframe):
         dataframe.write.mode("overwrite").parquet(location)
         return location
     os.makedirs(location, exist_ok=True)
@@ -131,7 +136,7 @@ def stage(dataframe: Any, location: str) -> str:
 
 def schema_of(dataframe: Any) -> pa.Schema:
     """The arrow schema of a pandas or Spark DataFrame, without collecting its rows."""
-    if hasattr(dataframe, "write"):
+    if is_spark_frame(dataframe):
         from pyspark.sql.pandas.types import to_arrow_schema
 
         return to_arrow_schema(dataframe.schema)

@@ -46,7 +46,7 @@ class DriverClient:
 
     Example:
         >>> client = DriverClient("127.0.0.1:50051", "secret-token")  # connects on the first call
-        >>> executor_id = client.register(partition_id=0, task_attempt=0, host="h", pid=1)  # doctest: +SKIP
+        >>> executor_id = client.register(partition_id=0, task_attempt=0, host="h", pid=1).executor_id  # doctest: +SKIP
         >>> client.heartbeat(executor_id, "t0", attempt=0, seq=1, metrics=[(1, 0.52)])  # doctest: +SKIP
         False
         >>> client.close()
@@ -65,13 +65,17 @@ class DriverClient:
         self._metadata = ((TOKEN_METADATA_KEY, token),)
         self._timeout = timeout
 
-    def register(self, partition_id: int, task_attempt: int, host: str, pid: int) -> str:
-        """Announces an executor task; returns the executor id to use in later calls."""
+    def register(self, partition_id: int, task_attempt: int, host: str, pid: int) -> "pb.RegisterReply":
+        """Announces an executor task; returns the reply: the executor id to use in later calls,
+        and the context fields the driver decided after the job started (or ``done``).
+
+        Has no deadline: the driver holds the call until it has prepared the run (pre-flight
+        may build large models). It fails fast (UNAVAILABLE) when the driver cannot be reached.
+        """
         request = pb.RegisterRequest(
             partition_id=partition_id, task_attempt=task_attempt, host=host, pid=pid
         )
-        reply = self._stub.Register(request, metadata=self._metadata, timeout=self._timeout)
-        return reply.executor_id
+        return self._stub.Register(request, metadata=self._metadata)
 
     def next(self, executor_id: str, result: "pb.TrialResult | None" = None) -> "pb.NextReply":
         """Hands in the last trial's result (if any) and waits for the next trial.

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bmaggy.proto\x12\tmaggy.rpc\"X\n\x0fRegisterRequest\x12\x14\n\x0cpartition_id\x18\x01 \x01(\x05\x12\x14\n\x0ctask_attempt\x18\x02 \x01(\x05\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\"$\n\rRegisterReply\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"%\n\x06Metric\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\x01\"%\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x65\x63ho\x18\x02 \x01(\x08\"\xcd\x01\n\x0bTrialResult\x12\x10\n\x08trial_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x12\n\nhas_metric\x18\x04 \x01(\x08\x12\x0e\n\x06metric\x18\x05 \x01(\x01\x12\"\n\x07metrics\x18\x06 \x03(\x0b\x32\x11.maggy.rpc.Metric\x12 \n\x04logs\x18\x07 \x03(\x0b\x32\x12.maggy.rpc.LogLine\x12\x12\n\nduration_s\x18\x08 \x01(\x01\x12\r\n\x05\x65rror\x18\t \x01(\t\"J\n\x0bNextRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.maggy.rpc.TrialResult\"=\n\x05Trial\x12\x10\n\x08trial_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tspec_json\x18\x03 \x01(\t\"G\n\tNextReply\x12!\n\x05trial\x18\x01 \x01(\x0b\x32\x10.maggy.rpc.TrialH\x00\x12\x0e\n\x04\x64one\x18\x02 \x01(\x08H\x00\x42\x07\n\x05reply\"\x9d\x01\n\x10HeartbeatRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08trial_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x0b\n\x03seq\x18\x04 \x01(\x03\x12\"\n\x07metrics\x18\x05 \x03(\x0b\x32\x11.maggy.rpc.Metric\x12 \n\x04logs\x18\x06 \x03(\x0b\x32\x12.maggy.rpc.LogLine\"\x1e\n\x0eHeartbeatReply\x12\x0c\n\x04stop\x18\x01 \x01(\x08\x32\xc5\x01\n\x06\x44river\x12@\n\x08Register\x12\x1a.maggy.rpc.RegisterRequest\x1a\x18.maggy.rpc.RegisterReply\x12\x34\n\x04Next\x12\x16.maggy.rpc.NextRequest\x1a\x14.maggy.rpc.NextReply\x12\x43\n\tHeartbeat\x12\x1b.maggy.rpc.HeartbeatRequest\x1a\x19.maggy.rpc.HeartbeatReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bmaggy.proto\x12\tmaggy.rpc\"X\n\x0fRegisterRequest\x12\x14\n\x0cpartition_id\x18\x01 \x01(\x05\x12\x14\n\x0ctask_attempt\x18\x02 \x01(\x05\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\"H\n\rRegisterReply\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x14\n\x0clate_context\x18\x02 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\"%\n\x06Metric\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\x01\"%\n\x07LogLine\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x65\x63ho\x18\x02 \x01(\x08\"\xcd\x01\n\x0bTrialResult\x12\x10\n\x08trial_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x12\n\nhas_metric\x18\x04 \x01(\x08\x12\x0e\n\x06metric\x18\x05 \x01(\x01\x12\"\n\x07metrics\x18\x06 \x03(\x0b\x32\x11.maggy.rpc.Metric\x12 \n\x04logs\x18\x07 \x03(\x0b\x32\x12.maggy.rpc.LogLine\x12\x12\n\nduration_s\x18\x08 \x01(\x01\x12\r\n\x05\x65rror\x18\t \x01(\t\"J\n\x0bNextRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.maggy.rpc.TrialResult\"=\n\x05Trial\x12\x10\n\x08trial_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tspec_json\x18\x03 \x01(\t\"G\n\tNextReply\x12!\n\x05trial\x18\x01 \x01(\x0b\x32\x10.maggy.rpc.TrialH\x00\x12\x0e\n\x04\x64one\x18\x02 \x01(\x08H\x00\x42\x07\n\x05reply\"\x9d\x01\n\x10HeartbeatRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08trial_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x0b\n\x03seq\x18\x04 \x01(\x03\x12\"\n\x07metrics\x18\x05 \x03(\x0b\x32\x11.maggy.rpc.Metric\x12 \n\x04logs\x18\x06 \x03(\x0b\x32\x12.maggy.rpc.LogLine\"\x1e\n\x0eHeartbeatReply\x12\x0c\n\x04stop\x18\x01 \x01(\x08\x32\xc5\x01\n\x06\x44river\x12@\n\x08Register\x12\x1a.maggy.rpc.RegisterRequest\x1a\x18.maggy.rpc.RegisterReply\x12\x34\n\x04Next\x12\x16.maggy.rpc.NextRequest\x1a\x14.maggy.rpc.NextReply\x12\x43\n\tHeartbeat\x12\x1b.maggy.rpc.HeartbeatRequest\x1a\x19.maggy.rpc.HeartbeatReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,23 +34,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERREQUEST']._serialized_start=26
   _globals['_REGISTERREQUEST']._serialized_end=114
   _globals['_REGISTERREPLY']._serialized_start=116
-  _globals['_REGISTERREPLY']._serialized_end=152
-  _globals['_METRIC']._serialized_start=154
-  _globals['_METRIC']._serialized_end=191
-  _globals['_LOGLINE']._serialized_start=193
-  _globals['_LOGLINE']._serialized_end=230
-  _globals['_TRIALRESULT']._serialized_start=233
-  _globals['_TRIALRESULT']._serialized_end=438
-  _globals['_NEXTREQUEST']._serialized_start=440
-  _globals['_NEXTREQUEST']._serialized_end=514
-  _globals['_TRIAL']._serialized_start=516
-  _globals['_TRIAL']._serialized_end=577
-  _globals['_NEXTREPLY']._serialized_start=579
-  _globals['_NEXTREPLY']._serialized_end=650
-  _globals['_HEARTBEATREQUEST']._serialized_start=653
-  _globals['_HEARTBEATREQUEST']._serialized_end=810
-  _globals['_HEARTBEATREPLY']._serialized_start=812
-  _globals['_HEARTBEATREPLY']._serialized_end=842
-  _globals['_DRIVER']._serialized_start=845
-  _globals['_DRIVER']._serialized_end=1042
+  _globals['_REGISTERREPLY']._serialized_end=188
+  _globals['_METRIC']._serialized_start=190
+  _globals['_METRIC']._serialized_end=227
+  _globals['_LOGLINE']._serialized_start=229
+  _globals['_LOGLINE']._serialized_end=266
+  _globals['_TRIALRESULT']._serialized_start=269
+  _globals['_TRIALRESULT']._serialized_end=474
+  _globals['_NEXTREQUEST']._serialized_start=476
+  _globals['_NEXTREQUEST']._serialized_end=550
+  _globals['_TRIAL']._serialized_start=552
+  _globals['_TRIAL']._serialized_end=613
+  _globals['_NEXTREPLY']._serialized_start=615
+  _globals['_NEXTREPLY']._serialized_end=686
+  _globals['_HEARTBEATREQUEST']._serialized_start=689
+  _globals['_HEARTBEATREQUEST']._serialized_end=846
+  _globals['_HEARTBEATREPLY']._serialized_start=848
+  _globals['_HEARTBEATREPLY']._serialized_end=878
+  _globals['_DRIVER']._serialized_start=881
+  _globals['_DRIVER']._serialized_end=1078
 # @@protoc_insertion_point(module_scope)

@@ -57,7 +57,8 @@ class DriverServicer:
     def Register(self, request, context):
         """An executor task announces itself. A task that registers again for the same Spark
         partition (Spark retried it after its process died) makes the driver re-queue the
-        trial the earlier attempt was running.
+        trial the earlier attempt was running. Blocks until the driver has prepared the run;
+        answers done when the experiment was called off before its first trial.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
