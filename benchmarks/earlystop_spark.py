@@ -101,6 +101,7 @@ def main() -> None:
             "good_trials_stopped": int((kind.str.startswith("good") & early).sum()),
             "bad_trials_stopped": int((kind.str.startswith("bad") & early).sum()),
             "best_trial_survived": bool(best_row["status"] == "finished"),
+            "steps_of_stopped_trials": sorted(int(x) for x in trials[early]["steps"]),
             "makespan_s": round(stopped_s, 2),
         }
     print(json.dumps(line))

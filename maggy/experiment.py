@@ -12,7 +12,6 @@ from typing import Any, Callable, NamedTuple, Optional
 from maggy import layout
 from maggy import results as _results
 from maggy.ablation.ablator import ABLATORS, AbstractAblator
-from maggy.ablation.ablator.coalitions import CoalitionAblator
 from maggy.config import AblationConfig
 from maggy.core.data.plan import source_for, staged, stages_with_spark
 from maggy.core.driver import Driver
@@ -336,13 +335,6 @@ def _make_ablator(config: AblationConfig) -> AbstractAblator:
         if ablator.lower() not in ABLATORS:
             raise ValueError(f"unknown ablator {ablator!r}; accepted: {sorted(ABLATORS)}, an AbstractAblator subclass or instance")
         ablator = ABLATORS[ablator.lower()]
-    if config.repeats == "auto" and (
-        (isinstance(ablator, type) and issubclass(ablator, CoalitionAblator)) or isinstance(ablator, CoalitionAblator)
-    ):
-        # Adaptive repeats judge single components; pairs/Shapley values are not judged that way yet.
-        name = ablator.__name__ if isinstance(ablator, type) else type(ablator).__name__
-        raise ValueError(f"repeats='auto' works with ablator='loco' only; {name} takes a fixed number of "
-                         f"repeats (an int >= 1), got repeats='auto'")
     if isinstance(ablator, type) and issubclass(ablator, AbstractAblator):
         extra = {}
         if config.max_trials is not None:

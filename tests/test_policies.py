@@ -126,11 +126,38 @@ def test_early_stopping_is_off_for_pairs_and_shapley_unless_asked(tmp_path):
     assert isinstance(asked.policy, MedianStoppingRule)
 
 
-def test_repeats_auto_with_pairs_or_shapley_is_refused_before_spark_starts(tmp_path):
-    # Adaptive repeats judge single components only; the coalition policies take an int.
-    for ablator in ("pairs", "shapley"):
-        with pytest.raises(ValueError, match="repeats='auto' works with ablator='loco' only"):
-            run(planted_study(), planted_loss, tmp_path, ablator=ablator, repeats="auto")
+def noisy_null_loss(dataset_function):
+    """The planted game, plus noise when "null" is removed: the null's Shapley value is that noise."""
+    import random
+
+    kept = set(dataset_function().feature_names)
+    # Drawn after maggy seeded the trial with its repeat's seed: one draw per repeat.
+    return planted_loss(dataset_function) + (0.0 if "null" in kept else random.gauss(0.0, 0.3))
+
+
+def test_shapley_with_repeats_auto_adds_whole_repeats_until_every_value_has_a_verdict(spark, tmp_path):
+    result = run(planted_study(), noisy_null_loss, tmp_path, ablator="shapley", repeats="auto",
+                 min_repeats=3, max_repeats=5, min_effect=0.2)
+    components = result["components"].set_index("component")
+    # Rule: x1, x2 and x3 are settled at the first look; the null's value (noise of sd 0.3)
+    # cannot be told apart from ±0.2, so whole repeats are added up to max_repeats.
+    assert result["failed"] == 0 and result["num_trials"] == 16 * 5
+    assert sorted(set(result["trials"]["repeat"])) == [0, 1, 2, 3, 4]
+    assert components.loc[["feature x1", "feature x2", "feature x3"], "shapley_verdict"].tolist() == ["needed"] * 3
+    assert components.loc["feature null", "shapley_verdict"] == "undetermined"
+    assert components.loc["feature x1", "shapley"] == pytest.approx(2.0)
+
+
+def test_pairs_with_repeats_auto_stop_once_components_and_interactions_are_settled(spark, tmp_path):
+    result = run(planted_study(), planted_loss, tmp_path, ablator="pairs", repeats="auto", min_effect=0.5)
+    # Rule: with no noise every delta and interaction is settled at the first look
+    # (min_repeats = 3), so no repeat is added: 3 repeats of 1 + 4 + 6 trials.
+    assert result["failed"] == 0 and result["num_trials"] == 3 * 11
+    verdicts = result["components"].set_index("component")["verdict"].to_dict()
+    assert verdicts == {"feature x1": "negligible", "feature x2": "negligible", "feature x3": "needed",
+                        "feature null": "negligible"}
+    redundant = result["interactions"][result["interactions"]["kind"] == "redundant"]
+    assert list(zip(redundant["component_a"], redundant["component_b"])) == [("feature x1", "feature x2")]
 
 
 def test_max_trials_is_checked_before_spark_starts(tmp_path):
@@ -144,3 +171,40 @@ def test_max_trials_is_checked_before_spark_starts(tmp_path):
         study = AblationStudy(label_name="y", dataset_generator=planted_dataset)
         study.features.include("x1")
         run(study, planted_loss, tmp_path, ablator="pairs")
+
+
+def test_adaptive_shapley_decides_from_the_records_alone_and_hands_out_each_repeat_once():
+    from maggy.ablation.ablator import Shapley
+
+    def records_for(specs):
+        # The planted game; the null's value is +0.3 or -0.3 by repeat (noise that never settles).
+        out = []
+        for spec in specs:
+            removed = set(spec["removed"])
+            metric = 1.0 + 4.0 * ({"feature x1", "feature x2"} <= removed) + 1.0 * ("feature x3" in removed)
+            metric += (0.3 if spec["repeat"] % 2 else -0.3) * ("feature null" in removed)
+            out.append({**spec, "status": "finished", "metric": metric})
+        return out
+
+    config = AblationConfig(ablation_study=planted_study(), ablator="shapley", repeats="auto",
+                            direction="min", min_repeats=3, max_repeats=4, min_effect=0.1)
+    ablator = experiment._make_ablator(config)
+    ablator.configure(config)
+    ablator.initialize()
+    first = list(iter(ablator.get_trial, None))
+    assert {s["repeat"] for s in first} == {0, 1, 2} and len(first) == 3 * 16
+    records = records_for(first)
+    # Rule: while a repeat is running nothing is added; once it has every record, the next
+    # whole repeat is (the null is undetermined), and the same records add nothing twice.
+    assert ablator.more_trials(records[:-1]) == []
+    added = ablator.more_trials(records)
+    assert {s["repeat"] for s in added} == {3} and len(added) == 16
+    assert ablator.more_trials(records) == []
+    # Rule: max_repeats (4) ends it, whatever is still undetermined.
+    assert ablator.more_trials(records + records_for(added)) == []
+    # A fresh ablator given the same records (resume) reaches the same state.
+    again = experiment._make_ablator(config)
+    again.configure(config)
+    again.initialize()
+    list(iter(again.get_trial, None))
+    assert [s["trial_id"] for s in again.more_trials(records)] == [s["trial_id"] for s in added]

@@ -45,7 +45,8 @@ class Reporter:
     """Streams a trial's metrics and log lines to the driver.
 
     A background thread sends a heartbeat when something new was reported, but no sooner
-    than :data:`MIN_HEARTBEAT_GAP` (or ``hb_interval``, if shorter) after the last one, so
+    than :data:`MIN_HEARTBEAT_GAP` (or ``hb_interval``, if shorter) after the last one that
+    carried anything, so
     broadcasts made in between travel together; and at least every ``hb_interval`` seconds,
     which tells the driver the trial is alive. One call is in flight at a time. Every
     broadcast metric reaches the driver: what a heartbeat could not deliver goes with the
@@ -163,7 +164,10 @@ class Reporter:
                 logs, self._logs = self._logs, []
                 self._seq += 1
                 seq = self._seq
-            next_allowed = time.monotonic() + self._min_gap
+            # Only a heartbeat that carried something holds back the next one: a keep-alive
+            # sent just before the trial's first metric would otherwise delay that metric, and
+            # the stop decision it brings, by a whole gap.
+            next_allowed = time.monotonic() + self._min_gap if (metrics or logs) else 0.0
             try:
                 stop = self._send(seq, metrics, logs)
             except grpc.RpcError as e:

@@ -26,6 +26,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from maggy import statistics as _stats
+from maggy.games import per_repeat, shapley_exact, shapley_from_permutations, shapley_samples
 from maggy.results.table import _float, _frame
 from maggy.trial import TrialStatus
 
@@ -52,7 +53,8 @@ INTERACTION_COLUMNS = [
     "component_a", "component_b", "pair_delta", "sum_of_singles", "interaction",
     "ci_low", "ci_high", "n", "kind",
 ]
-SHAPLEY_COLUMNS = ["shapley", "shapley_ci_low", "shapley_ci_high"]
+SHAPLEY_COLUMNS = ["shapley", "shapley_ci_low", "shapley_ci_high", "shapley_p_adjusted", "shapley_verdict",
+                   "shapley_reason"]
 
 #: An interaction counts as large when it is at least this share of the pair's own scale
 #: (the larger of |pair delta| and |delta a| + |delta b|) ...
@@ -144,75 +146,27 @@ def redundant_pairs(interactions: Optional[pd.DataFrame], kind: str = "redundant
 # --------------------------------------------------------------------------- Shapley
 
 
-def shapley_exact(value: Mapping[frozenset, float], players: Sequence[str]) -> dict[str, float]:
-    """Exact Shapley values of the game ``value`` (every coalition of ``players`` present).
-
-    ``phi_i = sum over S not holding i of |S|! (n - |S| - 1)! / n! * (v(S + i) - v(S))``;
-    the values sum to ``v(all) - v(none)``. A missing coalition gives NaN for everyone.
-
-    Example:
-        >>> v = {frozenset(): 0.0, frozenset("a"): 1.0, frozenset("b"): 1.0, frozenset("ab"): 4.0}
-        >>> shapley_exact(v, ["a", "b"])
-        {'a': 2.0, 'b': 2.0}
-    """
-    n = len(players)
-    weights = [math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n) for k in range(n)]
-    phi = {}
-    for player in players:
-        others = [p for p in players if p != player]
-        total = 0.0
-        for size in range(n):
-            for subset in itertools.combinations(others, size):
-                s = frozenset(subset)
-                if s not in value or s | {player} not in value:
-                    total = math.nan
-                    break
-                total += weights[size] * (value[s | {player}] - value[s])
-        phi[player] = total
-    return phi
-
-
-def shapley_from_permutations(value: Mapping[frozenset, float], permutations: Sequence[Sequence[str]]) -> list[dict[str, float]]:
-    """Each permutation's marginal contributions: removing its players one after another.
-
-    For a permutation, player i's marginal is ``v(players before i, and i) - v(players
-    before i)``; the marginals of one permutation sum to ``v(all) - v(none)``. A permutation
-    with a missing coalition is left out.
-
-    Example:
-        >>> v = {frozenset(): 0.0, frozenset("a"): 0.0, frozenset("b"): 0.0, frozenset("ab"): 1.0}
-        >>> shapley_from_permutations(v, [["a", "b"], ["b", "a"]])
-        [{'a': 0.0, 'b': 1.0}, {'b': 0.0, 'a': 1.0}]
-    """
-    out = []
-    for order in permutations:
-        prefix: frozenset = frozenset()
-        marginals = {}
-        for player in order:
-            nxt = prefix | {player}
-            if prefix not in value or nxt not in value:
-                break
-            marginals[player] = value[nxt] - value[prefix]
-            prefix = nxt
-        else:
-            out.append(marginals)
-    return out
-
-
 def shapley_table(values: Values, players: Sequence[str],
-                  permutations: Optional[Sequence[Sequence[str]]] = None) -> pd.DataFrame:
-    """Each player's Shapley value with a 95% interval over repeats and sampling.
+                  permutations: Optional[Sequence[Sequence[str]]] = None,
+                  options: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
+    """Each player's Shapley value with a 95% interval over repeats and sampling, and a verdict.
 
     Without ``permutations`` the values are exact per repeat, and the interval is over
     repeats. With them (sampled in antithetic pairs: a permutation, then its reverse), each
     pair of permutations in each repeat is one sample, so the interval covers both the
     sampling and the repeats. Intervals are Student-t, NaN with fewer than two samples.
-    The means sum to the mean delta of removing every player (efficiency).
+    The means sum to the mean delta of removing every player (efficiency). Each value is
+    judged like a component's delta (:mod:`maggy.statistics`), on its per-repeat values
+    paired by repeat: ``shapley_p_adjusted`` (Holm over the players), ``shapley_verdict``
+    (``needed``: it makes the metric better, so removing it hurts; ``harmful``; ``negligible``;
+    ``undetermined``) and ``shapley_reason``.
 
     Args:
         values: ``{coalition: {repeat: delta}}``; the empty coalition may be absent (it is 0).
         players: the component labels.
         permutations: the sampled orders, antithetic pairs adjacent; ``None`` for exact.
+        options: the result's ``statistics`` (``alpha``, ``min_effect``, and
+            ``min_repeats``/``max_repeats`` under adaptive repeats).
 
     Returns:
         A DataFrame with columns ``component`` and :data:`SHAPLEY_COLUMNS`, one row per player.
@@ -223,25 +177,36 @@ def shapley_table(values: Values, players: Sequence[str],
         >>> shapley_table(v, ["a", "b"])["shapley"].round(3).tolist()
         [2.1, 1.9]
     """
-    repeats = sorted({r for by_repeat in values.values() for r in by_repeat})
     samples: list[dict[str, float]] = []
-    for repeat in repeats:
-        game = {coalition: by_repeat[repeat] for coalition, by_repeat in values.items() if repeat in by_repeat}
-        game.setdefault(frozenset(), 0.0)
-        if permutations is None:
-            phi = shapley_exact(game, players)
-            if not any(math.isnan(v) for v in phi.values()):
-                samples.append(phi)
-            continue
-        for pair in range(0, len(permutations), 2):
-            marginals = shapley_from_permutations(game, permutations[pair:pair + 2])
-            if len(marginals) == len(permutations[pair:pair + 2]):  # both halves complete
-                samples.append({p: statistics.fmean(m[p] for m in marginals) for p in players})
+    by_repeat: dict[str, dict[int, float]] = {p: {} for p in players}
+    for repeat, game in per_repeat(values).items():
+        found = shapley_samples(game, players, permutations)
+        samples += found
+        for player in players if found else ():
+            by_repeat[player][repeat] = statistics.fmean(s[player] for s in found)
+    judged = _judge_values(by_repeat, options)
     rows = []
     for player in players:
         mean, _, low, high = _interval([s[player] for s in samples])
-        rows.append({"component": player, "shapley": mean, "shapley_ci_low": low, "shapley_ci_high": high})
+        j = judged[player]
+        rows.append({"component": player, "shapley": mean, "shapley_ci_low": low, "shapley_ci_high": high,
+                     "shapley_p_adjusted": j.p_adjusted, "shapley_verdict": j.verdict.value,
+                     "shapley_reason": j.reason})
     return _frame(rows, ["component"] + SHAPLEY_COLUMNS)
+
+
+def _judge_values(by_repeat: Mapping[str, Mapping[int, float]], options: Optional[Mapping[str, Any]]) -> dict:
+    """Verdicts on per-repeat values, as the components table judges deltas (same options).
+
+    Under adaptive repeats (``min_repeats`` set) the looks are replayed as the policy took them.
+    """
+    options = dict(options or {})
+    alpha, min_effect = options.get("alpha", 0.05), options.get("min_effect")
+    if options.get("min_repeats") is not None:
+        completed = 1 + max((r for values in by_repeat.values() for r in values), default=-1)
+        return _stats.sequential_verdicts(by_repeat, completed, options["min_repeats"], options["max_repeats"],
+                                          alpha, min_effect)
+    return _stats.judge({c: list(v.values()) for c, v in by_repeat.items()}, alpha, min_effect)
 
 
 # --------------------------------------------------------------------------- result
@@ -266,7 +231,7 @@ def add_analysis(result: dict[str, Any], analysis: Optional[Mapping[str, Any]]) 
     if kind == "pairs":
         result["interactions"] = interactions_table(values, players)
     elif kind == "shapley":
-        table = shapley_table(values, players, analysis.get("permutations"))
+        table = shapley_table(values, players, analysis.get("permutations"), result.get("statistics"))
         components = result["components"]
         merged = components.merge(table, on="component", how="outer", sort=False)
         # Declaration order, as everywhere else in the result.

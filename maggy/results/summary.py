@@ -64,7 +64,9 @@ def _shapley_lines(components: pd.DataFrame | None) -> list[str]:
 
     def describe(r) -> str:
         interval = "" if r.shapley_ci_low != r.shapley_ci_low else f" [{r.shapley_ci_low:+.4f}, {r.shapley_ci_high:+.4f}]"
-        return f"{r.component} {r.shapley:+.4f}{interval}"
+        verdict = getattr(r, "shapley_verdict", None)
+        said = f" {verdict}" if verdict and verdict != "undetermined" else ""
+        return f"{r.component} {r.shapley:+.4f}{interval}{said}"
 
     return ["Shapley values (sum = delta of removing every component; 95% interval): "
             + "; ".join(describe(r) for r in rows)]

@@ -26,6 +26,7 @@ COMPONENT_COLUMNS = [
     "within_noise", "lower_bound",
 ]
 _TEXT_COLUMNS = {
+    "shapley_verdict", "shapley_reason",
     "trial_id", "ablated_feature", "ablated_layers", "custom_model", "status", "executor",
     "error", "component", "removed", "component_a", "component_b", "kind", "verdict", "reason",
 }

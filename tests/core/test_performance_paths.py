@@ -94,3 +94,28 @@ def test_heartbeats_are_spaced_out_and_still_carry_every_pair():
     # the heartbeats, and what they did not carry with the final result.
     delivered = [pair for batch in sent for pair in batch] + left
     assert delivered == [(step, float(step)) for step in range(300)]
+
+
+def test_a_keep_alive_heartbeat_does_not_hold_back_the_first_metric():
+    sent, kept_alive = [], threading.Event()
+
+    def send(seq, metrics, logs):
+        sent.append((time.monotonic(), list(metrics)))
+        if not metrics:
+            kept_alive.set()
+        return False
+
+    reporter = Reporter(send, hb_interval=0.3).start()
+    try:
+        assert kept_alive.wait(timeout=30)  # the trial reported nothing for hb_interval: a keep-alive
+        reporter.broadcast(0.5, step=0)
+        deadline = time.monotonic() + 30
+        while not any(m for _, m in sent) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        reporter.close()
+    alive_at = next(t for t, m in sent if not m)
+    metric_at = next(t for t, m in sent if m)
+    # Rule: the metric (and the stop decision its reply may carry) goes out at once, not a
+    # whole heartbeat gap (0.1 s) after the keep-alive.
+    assert metric_at - alive_at < MIN_HEARTBEAT_GAP, sent

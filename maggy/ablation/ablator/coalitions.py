@@ -7,7 +7,8 @@ component gives exactly the spec LOCO gives for it, so its trial id is LOCO's.
 from __future__ import annotations
 
 import abc
-from typing import Optional, Sequence
+from collections.abc import Mapping
+from typing import Any, Optional, Sequence
 
 from maggy.ablation.ablator.abstract import AbstractAblator
 from maggy.ablation.study import AblationStudy, Component
@@ -96,16 +97,46 @@ class CoalitionAblator(AbstractAblator):
     coalition) must come first. Early stopping is off by default (``default_es_policy``):
     these policies combine several trials' final metrics into one number, and a trial
     stopped early has none.
+
+    With ``repeats="auto"`` the policy is adaptive, as LOCO is: it runs ``min_repeats``
+    repeats, and each time every trial so far has a record it judges what the policy
+    estimates (:meth:`judged_values`: a value per repeat, paired by repeat) with
+    :func:`maggy.statistics.sequential_verdicts`, and runs one more whole repeat while any of
+    them is ``undetermined`` and ``max_repeats`` is not reached. (A whole repeat: every
+    coalition feeds every estimate.) Its state is which repeats it produced; the records
+    rebuild it (resume).
     """
 
     default_es_policy = "none"
+
+    def __init__(self, ablation_study: AblationStudy, repeats=1, seed: Optional[int] = 0):
+        super().__init__(ablation_study, repeats=repeats, seed=seed)
+        self.adaptive = repeats == "auto"
+        self.direction = "max"
+        self.alpha, self.min_effect = 0.05, None
+        self.min_repeats, self.max_repeats = 3, 10
+        self._produced = 0  # repeats produced so far
+        self._issued: set[tuple[int, int]] = set()  # (index, repeat) of every trial produced
 
     @abc.abstractmethod
     def coalitions(self) -> list[list[Component]]:
         """The coalitions one repeat runs, in run order, the empty one first."""
 
+    def judged_values(self, values: Mapping[frozenset, Mapping[int, float]]) -> dict[str, dict[int, float]]:
+        """What adaptive repeats judge: ``{name: {repeat: value}}`` from ``{coalition: {repeat: delta}}``.
+
+        By default each component's delta when removed alone (where its single trial ran).
+        """
+        labels = [removed_label(c) for c in self.ablation_study.components]
+        return {label: dict(values.get(frozenset({label}), {})) for label in labels}
+
+    def configure(self, config: Any) -> None:
+        self.direction = config.direction
+        self.alpha, self.min_effect = config.alpha, config.min_effect
+        self.min_repeats, self.max_repeats = config.min_repeats, config.max_repeats
+
     def get_number_of_trials(self) -> int:
-        return len(self.coalitions()) * self.repeats
+        return len(self.coalitions()) * (self.min_repeats if self.adaptive else self.repeats)
 
     def specs_for_repeat(self, repeat: int) -> list[dict]:
         """The trial specs of repeat ``repeat`` (seed ``seed + repeat``), in run order.
@@ -118,4 +149,37 @@ class CoalitionAblator(AbstractAblator):
                 for index, coalition in enumerate(self.coalitions())]
 
     def initialize(self) -> None:
-        self.trial_buffer = [spec for repeat in range(self.repeats) for spec in self.specs_for_repeat(repeat)]
+        self.trial_buffer, self._issued = [], set()
+        count = self.min_repeats if self.adaptive else self.repeats
+        for repeat in range(count):
+            self._add_repeat(repeat)
+        self._produced = count
+
+    def get_trial(self, finished_trials: Optional[list] = None) -> Optional[dict]:
+        if not self.trial_buffer and self.adaptive and finished_trials is not None:
+            self._next_repeat(finished_trials)
+        return self.trial_buffer.pop(0) if self.trial_buffer else None
+
+    def _add_repeat(self, repeat: int) -> None:
+        specs = self.specs_for_repeat(repeat)
+        self.trial_buffer += specs
+        self._issued |= {(spec["index"], repeat) for spec in specs}
+
+    def _next_repeat(self, records: list) -> None:
+        """Adds the next whole repeat once every trial so far has a record, if anything is undetermined."""
+        from maggy import statistics  # a leaf module of plain functions (docs/architecture.md)
+
+        if self._produced >= self.max_repeats:
+            return
+        done = {(int(r.get("index") or 0), int(r.get("repeat") or 0)) for r in records}
+        if not self._issued <= done:
+            return  # the current repeat is still running
+        deltas, _ = statistics.paired_deltas(records, self.direction)
+        coalitions = self.coalitions()
+        values = {frozenset(removed_label(c) for c in coalitions[index]): by_repeat
+                  for index, by_repeat in deltas.items() if index < len(coalitions)}
+        verdicts = statistics.sequential_verdicts(self.judged_values(values), self._produced, self.min_repeats,
+                                                  self.max_repeats, self.alpha, self.min_effect, wilcoxon=False)
+        if statistics.undetermined(verdicts, self._produced, self.max_repeats):
+            self._add_repeat(self._produced)
+            self._produced += 1

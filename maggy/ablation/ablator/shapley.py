@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Mapping
 from typing import Optional
 
 from maggy.ablation.ablator.coalitions import CoalitionAblator, check_components, removed_label
 from maggy.ablation.study import AblationStudy
+from maggy.games import per_repeat, shapley_samples
 
 __all__ = ["Shapley", "plan_coalitions", "min_budget"]
 
@@ -99,7 +101,8 @@ class Shapley(CoalitionAblator):
 
     Args:
         ablation_study: the declared study (at least two components).
-        repeats: how many times each coalition runs.
+        repeats: how many times each coalition runs; ``"auto"``: whole repeats are added until
+            every Shapley value has a verdict (:class:`CoalitionAblator`).
         seed: seed of the first repeat, and of the order sampling.
         max_trials: trials per repeat; ``None`` means ``4 n`` (exact up to 4 components).
 
@@ -136,6 +139,18 @@ class Shapley(CoalitionAblator):
         """The planned coalitions (:func:`plan_coalitions`), as lists of components."""
         components, coalitions, _ = self._plan()
         return [[components[i] for i in coalition] for coalition in coalitions]
+
+    def judged_values(self, values: Mapping[frozenset, Mapping[int, float]]) -> dict[str, dict[int, float]]:
+        """Under ``repeats="auto"``: each component's Shapley value per repeat (the mean of the
+        repeat's antithetic samples when sampling); repeats are added until each has a verdict."""
+        analysis = self.analysis()
+        labels, permutations = analysis["components"], analysis["permutations"]
+        judged: dict[str, dict[int, float]] = {label: {} for label in labels}
+        for repeat, game in per_repeat(values).items():
+            samples = shapley_samples(game, labels, permutations)
+            for label in labels if samples else ():
+                judged[label][repeat] = sum(s[label] for s in samples) / len(samples)
+        return judged
 
     def analysis(self) -> dict:
         """``{"kind": "shapley", "components": [labels], "permutations": [[labels]] or None}``."""
