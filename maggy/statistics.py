@@ -22,6 +22,14 @@ power to use it (an even split lost 10 points of power for 2-sd effects in
 benchmarks/verdicts.py, with no fewer trials). :func:`sequential_verdicts` replays the looks
 from the records, so the ablator deciding what to run next and the result table reporting
 verdicts compute the same thing.
+
+A component can also be given up before ``max_repeats`` (*futility*, :func:`futile`): when
+even an optimistic reading of its differences so far (the far end of their one-sided 90%
+interval) would not be significant at ``max_repeats`` at the most lenient level it could
+still be tested at, and (with ``min_effect``) its interval could not shrink inside
+±``min_effect`` by then. It stays ``undetermined``, with that reason, and gets no more trials.
+Giving up never makes a call, so it cannot add false positives; it costs power only for
+effects too small to show within ``max_repeats``.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ __all__ = [
     "verdict",
     "judge",
     "look_alpha",
+    "futile",
+    "FUTILITY_CONFIDENCE",
     "sequential_verdicts",
     "undetermined",
     "paired_deltas",
@@ -87,6 +97,7 @@ class Judgement:
     verdict: Verdict
     reason: str
     look: int  # number of repeats the verdict is based on (0: no look yet)
+    final: bool = False  # no more repeats can change it: a verdict, or given up as futile
 
 
 def paired_stats(deltas: Sequence[float], confidence: float = 0.95, wilcoxon: bool = True) -> ComponentStats:
@@ -290,8 +301,10 @@ def sequential_verdicts(
     Example:
         >>> d = {"a": {0: 2.1, 1: 1.9, 2: 2.0, 3: 2.05}, "b": {0: 0.3, 1: -0.2, 2: 0.1, 3: -0.1}}
         >>> v = sequential_verdicts(d, completed=4, min_repeats=3, max_repeats=5)
-        >>> (v["a"].verdict.value, v["a"].look), (v["b"].verdict.value, v["b"].look)
-        (('needed', 3), ('undetermined', 4))
+        >>> (v["a"].verdict.value, v["a"].look), (v["b"].verdict.value, v["b"].look, v["b"].final)
+        (('needed', 3), ('undetermined', 3, True))
+        >>> v["b"].reason.split("; ")[1]  # noise around 0: no verdict can come by 5 repeats
+        'given up after 3 repeats: even an optimistic reading would give no verdict by 5'
     """
     stopped = stopped or {}
     settled: dict[str, Judgement] = {}
@@ -306,11 +319,18 @@ def sequential_verdicts(
         counts = {c: sum(1 for r in stopped.get(c, ()) if r < k) for c in deltas}
         spend = alpha / look_alpha(k, min_repeats, max_repeats, alpha)
         current = _judge_stats(stats, alpha, min_effect, spend, counts, look=k)
+        # The most lenient level a component still open can be tested at, at the last look.
+        called = sum(1 for j in current.values() if j.verdict in (Verdict.NEEDED, Verdict.HARMFUL))
+        last_level = look_alpha(max_repeats, min_repeats, max_repeats, alpha) / max(1, len(current) - called)
         for c, j in current.items():
             if c in settled:
                 current[c] = settled[c]
             elif j.verdict is not Verdict.UNDETERMINED:
-                settled[c] = j
+                settled[c] = current[c] = dataclasses.replace(j, final=True)
+            elif k < max_repeats and futile(j.stats, max_repeats, last_level, min_effect):
+                reason = (f"{j.reason}; given up after {k} repeats: even an optimistic reading would "
+                          f"give no verdict by {max_repeats}")
+                settled[c] = current[c] = dataclasses.replace(j, reason=reason, final=True)
     if current and wilcoxon:  # the signed-rank test only for what is reported
         current = {
             c: dataclasses.replace(j, stats=paired_stats([d for r, d in sorted(deltas[c].items()) if r < j.look]))
@@ -325,11 +345,46 @@ def sequential_verdicts(
     return current
 
 
-def undetermined(verdicts: Mapping[str, Judgement], completed: int, max_repeats: int) -> list[str]:
-    """The components that need another repeat: still undetermined, and repeats remain.
+#: One-sided coverage of the optimistic reading :func:`futile` projects to ``max_repeats``.
+FUTILITY_CONFIDENCE = 0.9
+
+
+def futile(stats: ComponentStats, max_repeats: int, level: float, min_effect: Optional[float] = None) -> bool:
+    """Whether more repeats, up to ``max_repeats``, could not give this component a verdict.
+
+    Optimistic: the mean difference is taken at the far end of its one-sided
+    :data:`FUTILITY_CONFIDENCE` interval and the spread as observed; if even then the t-test
+    with ``max_repeats`` differences would not reach ``level`` (two-sided), no "needed" or
+    "harmful" call can come. With ``min_effect``, the 95% interval at ``max_repeats`` around
+    the observed mean must also be unable to fit inside ±``min_effect`` ("negligible").
 
     Example:
-        >>> v = sequential_verdicts({"a": {0: 2.1, 1: 1.9, 2: 2.0}, "b": {0: 0.1, 1: -0.1, 2: 0.0}}, 3, 3, 5)
+        >>> futile(paired_stats([0.1, -0.2, 0.05, -0.1]), 10, 0.002)  # noise around 0
+        True
+        >>> futile(paired_stats([0.5, 0.9, 0.3, 0.7]), 10, 0.002)     # an effect on the way
+        False
+    """
+    from scipy import special
+
+    n = stats.n
+    if n < 2 or not stats.std > 0 or n >= max_repeats:
+        return False
+    se = stats.std / math.sqrt(n)
+    optimistic = abs(stats.mean_delta) + float(special.stdtrit(n - 1, FUTILITY_CONFIDENCE)) * se
+    if optimistic / stats.std * math.sqrt(max_repeats) >= float(special.stdtrit(max_repeats - 1, 1 - level / 2)):
+        return False
+    if min_effect is not None:
+        half = float(special.stdtrit(max_repeats - 1, 0.975)) * stats.std / math.sqrt(max_repeats)
+        if abs(stats.mean_delta) + half <= min_effect:
+            return False
+    return True
+
+
+def undetermined(verdicts: Mapping[str, Judgement], completed: int, max_repeats: int) -> list[str]:
+    """The components that need another repeat: still undetermined, not given up, and repeats remain.
+
+    Example:
+        >>> v = sequential_verdicts({"a": {0: 2.1, 1: 1.9, 2: 2.0}, "b": {0: 0.5, 1: 0.1, 2: 0.3}}, 3, 3, 5)
         >>> undetermined(v, 3, 5)
         ['b']
         >>> undetermined(v, 5, 5)
@@ -337,7 +392,7 @@ def undetermined(verdicts: Mapping[str, Judgement], completed: int, max_repeats:
     """
     if completed >= max_repeats:
         return []
-    return [c for c, j in verdicts.items() if j.verdict is Verdict.UNDETERMINED]
+    return [c for c, j in verdicts.items() if j.verdict is Verdict.UNDETERMINED and not j.final]
 
 
 def paired_deltas(

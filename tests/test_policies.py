@@ -174,10 +174,8 @@ def test_max_trials_is_checked_before_spark_starts(tmp_path):
 
 
 def test_adaptive_shapley_decides_from_the_records_alone_and_hands_out_each_repeat_once():
-    from maggy.ablation.ablator import Shapley
-
     def records_for(specs):
-        # The planted game; the null's value is +0.3 or -0.3 by repeat (noise that never settles).
+        # The planted game; the null's value is -0.3 or +0.3 by repeat: noise around 0.
         out = []
         for spec in specs:
             removed = set(spec["removed"])
@@ -187,24 +185,31 @@ def test_adaptive_shapley_decides_from_the_records_alone_and_hands_out_each_repe
         return out
 
     config = AblationConfig(ablation_study=planted_study(), ablator="shapley", repeats="auto",
-                            direction="min", min_repeats=3, max_repeats=4, min_effect=0.1)
-    ablator = experiment._make_ablator(config)
-    ablator.configure(config)
-    ablator.initialize()
-    first = list(iter(ablator.get_trial, None))
+                            direction="min", min_repeats=3, max_repeats=6, min_effect=0.5)
+
+    def fresh():
+        ablator = experiment._make_ablator(config)
+        ablator.configure(config)
+        ablator.initialize()
+        return ablator, list(iter(ablator.get_trial, None))
+
+    ablator, first = fresh()
     assert {s["repeat"] for s in first} == {0, 1, 2} and len(first) == 3 * 16
     records = records_for(first)
     # Rule: while a repeat is running nothing is added; once it has every record, the next
-    # whole repeat is (the null is undetermined), and the same records add nothing twice.
+    # whole repeat is (the null's interval is not yet inside ±0.5), and the same records add
+    # nothing twice.
     assert ablator.more_trials(records[:-1]) == []
     added = ablator.more_trials(records)
     assert {s["repeat"] for s in added} == {3} and len(added) == 16
     assert ablator.more_trials(records) == []
-    # Rule: max_repeats (4) ends it, whatever is still undetermined.
-    assert ablator.more_trials(records + records_for(added)) == []
-    # A fresh ablator given the same records (resume) reaches the same state.
-    again = experiment._make_ablator(config)
-    again.configure(config)
-    again.initialize()
-    list(iter(again.get_trial, None))
-    assert [s["trial_id"] for s in again.more_trials(records)] == [s["trial_id"] for s in added]
+    records += records_for(added)
+    fifth = ablator.more_trials(records)
+    assert {s["repeat"] for s in fifth} == {4}
+    # Rule: once every value has a verdict (the null's interval fits inside ±0.5: negligible),
+    # nothing more is added, though max_repeats (6) is not reached.
+    records += records_for(fifth)
+    assert ablator.more_trials(records) == []
+    # A fresh ablator given the records (resume) reaches the same state.
+    again, _ = fresh()
+    assert [s["trial_id"] for s in again.more_trials(records[:3 * 16])] == [s["trial_id"] for s in added]

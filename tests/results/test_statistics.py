@@ -98,7 +98,7 @@ def test_judge_adjusts_over_all_components():
 
 
 def test_sequential_verdicts_settle_and_freeze():
-    deltas = {"a": {0: 2.1, 1: 1.9, 2: 2.0, 3: 2.05, 4: 2.0}, "b": {r: (-1) ** r * 0.2 for r in range(5)}}
+    deltas = {"a": {0: 2.1, 1: 1.9, 2: 2.0, 3: 2.05, 4: 2.0}, "b": {0: 0.5, 1: 0.0, 2: 0.3, 3: 0.45, 4: 0.1}}
     # Before min_repeats: nothing judged yet.
     early = sequential_verdicts(deltas, completed=2, min_repeats=3, max_repeats=5)
     assert all(j.verdict is Verdict.UNDETERMINED and "waiting for 3 repeats" in j.reason for j in early.values())
@@ -107,6 +107,20 @@ def test_sequential_verdicts_settle_and_freeze():
     assert (v["a"].verdict, v["a"].look, v["a"].stats.n) == (Verdict.NEEDED, 3, 3)
     assert v["b"].verdict is Verdict.UNDETERMINED and v["b"].look == 5
     assert undetermined(v, 5, 5) == [] and undetermined(v, 4, 5) == ["b"]
+
+
+def test_a_component_that_cannot_be_settled_by_max_repeats_is_given_up():
+    noise = {r: (-1) ** r * 0.2 for r in range(5)}  # no effect, and no min_effect to call it negligible
+    trend = {0: 0.5, 1: 0.1, 2: 0.3, 3: 0.45, 4: 0.2}  # an effect that may still show
+    v = sequential_verdicts({"noise": noise, "trend": trend}, completed=3, min_repeats=3, max_repeats=5)
+    # Rule: given up at the first look: undetermined, says why, and gets no more repeats;
+    # the component that could still be settled does.
+    assert (v["noise"].verdict, v["noise"].look, v["noise"].final) == (Verdict.UNDETERMINED, 3, True)
+    assert "given up after 3 repeats" in v["noise"].reason
+    assert undetermined(v, 3, 5) == ["trend"]
+    # Rule: with min_effect, a component whose interval can still shrink inside it is kept.
+    v = sequential_verdicts({"noise": noise}, completed=3, min_repeats=3, max_repeats=5, min_effect=0.4)
+    assert undetermined(v, 3, 5) == ["noise"]
     # Rule: alpha is spent over the looks in proportion to k**2, and adds up to alpha.
     assert [look_alpha(k, 3, 5) for k in (3, 4, 5)] == pytest.approx([0.05 * 9 / 50, 0.05 * 16 / 50, 0.05 * 25 / 50])
 
