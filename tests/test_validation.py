@@ -65,7 +65,9 @@ def test_a_failed_preflight_runs_no_trial_and_leaves_the_session_ready(study, tm
     study.model.set_base_model_generator(slow_on_the_driver)
 
     def recording_train(model_function, dataset_function):
-        (ran / str(id(model_function))).touch()
+        import uuid
+
+        (ran / uuid.uuid4().hex).touch()
         return 1.0
 
     study.model.layers.include(7)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import statistics
@@ -27,11 +26,12 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     Bars are sorted by delta, biggest at the top (at most :data:`MAX_BARS`: the largest
     effects, the title says how many were left out). Components with repeats are coloured by
     verdict (:data:`VERDICT_COLOURS`, the verdict written beside the bar) with their 95%
-    interval as error bars; single runs are dashed outlines marked "1 run, no noise
-    estimate", not drawn like measured effects. Early-stopped components are hatched (their
-    delta is from partial training; one stopped for trailing the base trial shows its delta at
-    the stop, marked "at least this"), failed ones are grey with the word "failed". Uses ``matplotlib.figure.Figure``
-    directly, so it neither needs nor changes pyplot's backend (Jupyter inline keeps working).
+    interval as error bars; single runs are dashed outlines marked "1 run, no noise estimate"
+    (said once in the title when every bar is one), not drawn like measured effects.
+    Early-stopped components are hatched (their delta is from partial training; one stopped
+    for trailing the base trial shows its delta at the stop, marked "at least this"), failed
+    ones are grey with the word "failed". Uses ``matplotlib.figure.Figure`` directly, so it
+    neither needs nor changes pyplot's backend (Jupyter inline keeps working).
     Under the Shapley policy (``components`` has a ``shapley`` column) it draws each
     component's LOCO delta beside its Shapley value instead (:func:`plot_loco_and_shapley`).
 
@@ -61,18 +61,23 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     direction = result.get("direction", "min")
     bars = _bars(result)
     hidden = _keep_largest(bars, MAX_BARS)
+    # When every measured bar is a single run, the title says so once instead of each bar.
+    measured = [b for b in bars if b.note is None and b.status != TrialStatus.EARLY_STOPPED]
+    single_only = bool(measured) and all(b.single for b in measured)
     figure = Figure(figsize=(8, max(2.5, 1.5 + 0.45 * len(bars))), dpi=DPI)
     ax = figure.subplots()
     metrics = _TextMetrics()
-    _set_margins(figure, metrics.widest([b.label for b in bars]), title_lines=2 if hidden else 1)
+    _set_margins(figure, metrics.widest([b.label for b in bars]), title_lines=1 + bool(hidden) + single_only)
     if bars:
-        _draw_bars(ax, bars, metrics)
+        _draw_bars(ax, bars, metrics, note_singles=not single_only)
         sign, moved = ("metric − base", "raised") if direction == "min" else ("base − metric", "lowered")
         # Title and x label are centred on the figure: the axes may be narrow beside long labels.
         figure.supxlabel(
             f"Δ = {sign}\n(> 0: removing it {moved} the metric, so the component helps)",
             fontsize="medium", y=0.1 / figure.get_figheight(), va="bottom")
         shown = f"\n(the {len(bars)} largest effects of {len(bars) + hidden} components)" if hidden else ""
+        if single_only:
+            shown += "\nsingle runs (dashed): no noise estimate; repeats=3 or \"auto\" give intervals"
         figure.suptitle(f"Effect of removing each component ({direction}imised metric){shown}",
                         y=1 - 0.1 / figure.get_figheight(), va="top")
     else:
@@ -134,7 +139,7 @@ class _TextMetrics:
         return max((self.width(t) for t in texts), default=0.0)
 
 
-def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
+def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics, note_singles: bool = True) -> None:
     """Draws the bars, their intervals, labels and notes, one artist call per kind of mark.
 
     The component names are text beside the axes rather than y tick labels: a tick is five
@@ -168,7 +173,7 @@ def _draw_bars(ax, bars: list[_Bar], metrics: _TextMetrics) -> None:
         said = "needed: stopped, at least this" if b.lower_bound else "early stopped (partial)"
         text, align = (f"  {said}", "left") if b.delta >= 0 else (f"{said}  ", "right")
         notes.append((b.delta, y, text, align, _NOTE_SIZE, "tab:grey"))
-    for y, b in single:
+    for y, b in single if note_singles else ():
         text, align = ("  1 run, no noise estimate", "left") if b.delta >= 0 else ("1 run, no noise estimate  ", "right")
         notes.append((b.delta, y, text, align, _NOTE_SIZE, "dimgrey"))
     for y, b in plain:
@@ -272,8 +277,8 @@ def _bars(result) -> list[_Bar]:
 def load_matplotlib() -> bool:
     """Readies matplotlib for :func:`plot_effects`: ~0.4 s the first time in a process.
 
-    Imports matplotlib and draws a tiny bar chart in memory, which loads the font, the PNG
-    encoder and the drawing code. ``lagom()`` calls this on a background thread while the
+    Imports matplotlib and draws a small study's plot to a temporary file, which loads the
+    fonts, the glyphs, the PNG encoder and the drawing code. ``lagom()`` calls this on a background thread while the
     trials run, so the first plot of a process takes no longer than later ones.
 
     Returns:
@@ -284,14 +289,20 @@ def load_matplotlib() -> bool:
         True
     """
     try:
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:
         return False
-    figure = Figure(figsize=(1, 1))
-    ax = figure.subplots()
-    ax.barh([0], [1.0])
-    ax.text(0, 0, "0")
-    figure.savefig(io.BytesIO(), format="png", dpi=20)
+    import tempfile
+
+    from maggy.results.table import build_result
+
+    # The real drawing code on a small study: fonts, glyphs of the usual characters at the
+    # sizes used, collections and the PNG encoder are all loaded afterwards.
+    records = [{"trial_id": "b", "index": 0, "metric": 1.0},
+               {"trial_id": "a", "index": 1, "ablated_feature": "abcdefghijklmnopqrstuvwxyz_0123456789", "metric": 1.5},
+               {"trial_id": "c", "index": 2, "ablated_layers": [2, 3], "metric": 0.5}]
+    with tempfile.TemporaryDirectory(prefix="maggy-warm-") as tmp:
+        plot_effects(build_result(records, "min", 0.0), os.path.join(tmp, "effects.png"))
     return True
 
 
