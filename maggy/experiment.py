@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -110,12 +111,15 @@ def _conclude(records: list[dict], config: AblationConfig, plan: _Plan, run: _Ru
     return _report(records, config, run.dir, time.time() - run.started, run.title, run.analysis)
 
 
+@dataclasses.dataclass
 class _Run:
     """The run's directory (``None`` until it is made), the records it has from earlier, and how it is labelled."""
 
-    def __init__(self, run_dir: Optional[str], earlier: list[dict], title: str, analysis: Optional[dict],
-                 started: float):
-        self.dir, self.earlier, self.title, self.analysis, self.started = run_dir, earlier, title, analysis, started
+    dir: Optional[str]
+    earlier: list[dict]
+    title: str
+    analysis: Optional[dict]
+    started: float
 
 
 def _prepare(config: AblationConfig, plan: _Plan, run: _Run) -> None:

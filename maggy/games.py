@@ -15,7 +15,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
-__all__ = ["shapley_exact", "shapley_from_permutations", "shapley_samples", "interaction", "per_repeat"]
+__all__ = ["shapley_exact", "shapley_from_permutations", "shapley_samples", "shapley_estimates", "interaction",
+           "per_repeat"]
 
 Game = Mapping[frozenset, float]
 
@@ -98,6 +99,31 @@ def shapley_samples(value: Game, players: Sequence[str],
         if len(marginals) == len(permutations[pair:pair + 2]):  # both halves complete
             samples.append({p: statistics.fmean(m[p] for m in marginals) for p in players})
     return samples
+
+
+def shapley_estimates(values: Mapping[frozenset, Mapping[int, float]], players: Sequence[str],
+                      permutations: Optional[Sequence[Sequence[str]]] = None
+                      ) -> tuple[list[dict[str, float]], dict[str, dict[int, float]]]:
+    """Every Shapley sample of every repeat, and each player's value per repeat (their mean).
+
+    ``values`` is ``{coalition: {repeat: delta}}``; see :func:`shapley_samples`. A repeat that
+    gives no complete sample has no per-repeat value.
+
+    Example:
+        >>> v = {frozenset("a"): {0: 1.0, 1: 1.2}, frozenset("b"): {0: 1.0, 1: 0.8},
+        ...      frozenset("ab"): {0: 4.0, 1: 4.0}}
+        >>> samples, by_repeat = shapley_estimates(v, ["a", "b"])
+        >>> len(samples), {p: [round(x, 3) for x in r.values()] for p, r in by_repeat.items()}
+        (2, {'a': [2.0, 2.2], 'b': [2.0, 1.8]})
+    """
+    samples: list[dict[str, float]] = []
+    by_repeat: dict[str, dict[int, float]] = {p: {} for p in players}
+    for repeat, game in per_repeat(values).items():
+        found = shapley_samples(game, players, permutations)
+        samples += found
+        for player in players if found else ():
+            by_repeat[player][repeat] = statistics.fmean(s[player] for s in found)
+    return samples, by_repeat
 
 
 def interaction(value: Game, a: str, b: str) -> float:

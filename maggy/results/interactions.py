@@ -26,8 +26,8 @@ from typing import Any, Optional
 import pandas as pd
 
 from maggy import statistics as _stats
-from maggy.games import per_repeat, shapley_exact, shapley_from_permutations, shapley_samples
-from maggy.results.table import _float, _frame
+from maggy.games import shapley_estimates, shapley_exact, shapley_from_permutations
+from maggy.results.table import _float, _frame, _judge_by_repeat
 from maggy.trial import TrialStatus
 
 __all__ = [
@@ -177,14 +177,8 @@ def shapley_table(values: Values, players: Sequence[str],
         >>> shapley_table(v, ["a", "b"])["shapley"].round(3).tolist()
         [2.1, 1.9]
     """
-    samples: list[dict[str, float]] = []
-    by_repeat: dict[str, dict[int, float]] = {p: {} for p in players}
-    for repeat, game in per_repeat(values).items():
-        found = shapley_samples(game, players, permutations)
-        samples += found
-        for player in players if found else ():
-            by_repeat[player][repeat] = statistics.fmean(s[player] for s in found)
-    judged = _judge_values(by_repeat, options)
+    samples, by_repeat = shapley_estimates(values, players, permutations)
+    judged = _judge_by_repeat(by_repeat, options)
     rows = []
     for player in players:
         mean, _, low, high = _interval([s[player] for s in samples])
@@ -193,20 +187,6 @@ def shapley_table(values: Values, players: Sequence[str],
                      "shapley_p_adjusted": j.p_adjusted, "shapley_verdict": j.verdict.value,
                      "shapley_reason": j.reason})
     return _frame(rows, ["component"] + SHAPLEY_COLUMNS)
-
-
-def _judge_values(by_repeat: Mapping[str, Mapping[int, float]], options: Optional[Mapping[str, Any]]) -> dict:
-    """Verdicts on per-repeat values, as the components table judges deltas (same options).
-
-    Under adaptive repeats (``min_repeats`` set) the looks are replayed as the policy took them.
-    """
-    options = dict(options or {})
-    alpha, min_effect = options.get("alpha", 0.05), options.get("min_effect")
-    if options.get("min_repeats") is not None:
-        completed = 1 + max((r for values in by_repeat.values() for r in values), default=-1)
-        return _stats.sequential_verdicts(by_repeat, completed, options["min_repeats"], options["max_repeats"],
-                                          alpha, min_effect)
-    return _stats.judge({c: list(v.values()) for c, v in by_repeat.items()}, alpha, min_effect)
 
 
 # --------------------------------------------------------------------------- result

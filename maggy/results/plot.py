@@ -257,7 +257,8 @@ def _bars(result) -> list[_Bar]:
     bars = []
     for row in components.itertuples(index=False):
         value = _float(row.mean_delta)
-        if row.status == TrialStatus.EARLY_STOPPED and not getattr(row, "lower_bound", False):
+        lower_bound = bool(getattr(row, "lower_bound", False))  # tables of older runs have no such column
+        if row.status == TrialStatus.EARLY_STOPPED and not lower_bound:
             deltas = [d for d, *_ in partial.get(row.component, []) if math.isfinite(d)]
             value = statistics.fmean(deltas) if deltas else math.nan
         note = None
@@ -269,7 +270,7 @@ def _bars(result) -> list[_Bar]:
             note = f"delta {value:+}"
         verdict = getattr(row, "verdict", None) or "undetermined"
         bars.append(_Bar(row.component, value, _float(row.ci_low), _float(row.ci_high), row.status, note,
-                         verdict, int(row.n) < 2, bool(getattr(row, "lower_bound", False))))
+                         verdict, int(row.n) < 2, lower_bound))
     # Components without a bar at the bottom, the rest by delta with the largest effect on top.
     return sorted(bars, key=lambda b: (b.note is None, b.delta if b.note is None else 0.0))
 

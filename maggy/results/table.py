@@ -353,15 +353,8 @@ def _components_from_groups(groups: Mapping[str, list[_Run]], options: Mapping[s
         for label, runs in groups.items()
     }
     stopped = {label: [r.repeat for r in runs if r.status == TrialStatus.EARLY_STOPPED] for label, runs in groups.items()}
-    alpha, min_effect = options["alpha"], options["min_effect"]
-    if options.get("min_repeats") is not None:
-        completed = 1 + max((r.repeat for runs in groups.values() for r in runs), default=-1)
-        judged = _stats.sequential_verdicts(deltas, completed, options["min_repeats"], options["max_repeats"],
-                                            alpha, min_effect, stopped)
-    else:
-        counts = {label: len(s) for label, s in stopped.items()}
-        judged = _stats.judge({label: list(d.values()) for label, d in deltas.items()}, alpha, min_effect,
-                              stopped=counts)
+    completed = 1 + max((r.repeat for runs in groups.values() for r in runs), default=-1)
+    judged = _judge_by_repeat(deltas, options, stopped, completed)
     noise = options.get("noise_sd")
     rows = []
     for label, runs in groups.items():
@@ -385,6 +378,25 @@ def _components_from_groups(groups: Mapping[str, list[_Run]], options: Mapping[s
             row.update(_lower_bound(bounded))
         rows.append(row)
     return _frame(rows, COMPONENT_COLUMNS)
+
+
+def _judge_by_repeat(values: Mapping[str, Mapping[int, float]], options: Mapping[str, Any] | None,
+                     stopped: Mapping[str, Sequence[int]] | None = None, completed: int | None = None) -> dict:
+    """Verdicts on ``{estimate: {repeat: value}}`` with the result's judging options.
+
+    Under adaptive repeats (``min_repeats`` set) the looks are replayed as the policy took
+    them, over ``completed`` repeats (default: up to the highest repeat in ``values``);
+    otherwise one look. ``stopped``: estimate -> repeats whose run was early stopped.
+    """
+    options = options or {}
+    alpha, min_effect, stopped = options.get("alpha", 0.05), options.get("min_effect"), stopped or {}
+    if options.get("min_repeats") is not None:
+        if completed is None:
+            completed = 1 + max((r for by_repeat in values.values() for r in by_repeat), default=-1)
+        return _stats.sequential_verdicts(values, completed, options["min_repeats"], options["max_repeats"],
+                                          alpha, min_effect, stopped)
+    return _stats.judge({c: list(v.values()) for c, v in values.items()}, alpha, min_effect,
+                        stopped={c: len(s) for c, s in stopped.items()})
 
 
 def _lower_bound(runs: Sequence[_Run]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-from maggy.ablation.ablator.abstract import AbstractAblator
+from maggy.ablation.ablator.repeats import RepeatedAblator
 from maggy.ablation.study import AblationStudy, Component
 from maggy.trial import component_label, layer_label, make_spec
 
@@ -90,7 +90,7 @@ def check_components(study: AblationStudy, policy: str) -> list:
     return components
 
 
-class CoalitionAblator(AbstractAblator):
+class CoalitionAblator(RepeatedAblator):
     """A policy whose trials are coalitions: each repeat runs the same list of them.
 
     Subclasses say which coalitions (:meth:`coalitions`); the base trial (the empty
@@ -98,25 +98,13 @@ class CoalitionAblator(AbstractAblator):
     these policies combine several trials' final metrics into one number, and a trial
     stopped early has none.
 
-    With ``repeats="auto"`` the policy is adaptive, as LOCO is: it runs ``min_repeats``
-    repeats, and each time every trial so far has a record it judges what the policy
-    estimates (:meth:`judged_values`: a value per repeat, paired by repeat) with
-    :func:`maggy.statistics.sequential_verdicts`, and runs one more whole repeat while any of
-    them is ``undetermined`` and ``max_repeats`` is not reached. (A whole repeat: every
-    coalition feeds every estimate.) Its state is which repeats it produced; the records
-    rebuild it (resume).
+    With ``repeats="auto"`` the policy is adaptive (:class:`RepeatedAblator`): it judges what
+    the policy estimates (:meth:`judged_values`: a value per repeat, paired by repeat) and
+    runs one more *whole* repeat while any of them is ``undetermined`` (every coalition
+    feeds every estimate).
     """
 
     default_es_policy = "none"
-
-    def __init__(self, ablation_study: AblationStudy, repeats=1, seed: Optional[int] = 0):
-        super().__init__(ablation_study, repeats=repeats, seed=seed)
-        self.adaptive = repeats == "auto"
-        self.direction = "max"
-        self.alpha, self.min_effect = 0.05, None
-        self.min_repeats, self.max_repeats = 3, 10
-        self._produced = 0  # repeats produced so far
-        self._issued: set[tuple[int, int]] = set()  # (index, repeat) of every trial produced
 
     @abc.abstractmethod
     def coalitions(self) -> list[list[Component]]:
@@ -130,56 +118,27 @@ class CoalitionAblator(AbstractAblator):
         labels = [removed_label(c) for c in self.ablation_study.components]
         return {label: dict(values.get(frozenset({label}), {})) for label in labels}
 
-    def configure(self, config: Any) -> None:
-        self.direction = config.direction
-        self.alpha, self.min_effect = config.alpha, config.min_effect
-        self.min_repeats, self.max_repeats = config.min_repeats, config.max_repeats
-
     def get_number_of_trials(self) -> int:
-        return len(self.coalitions()) * (self.min_repeats if self.adaptive else self.repeats)
+        return len(self.coalitions()) * self.first_repeats
 
     def specs_for_repeat(self, repeat: int) -> list[dict]:
-        """The trial specs of repeat ``repeat`` (seed ``seed + repeat``), in run order.
-
-        One repeat at a time, so a policy that adds repeats while the experiment runs
-        can ask for the next one.
-        """
+        """The trial specs of repeat ``repeat`` (seed ``seed + repeat``), in run order."""
         seed = None if self.seed is None else self.seed + repeat
         return [coalition_spec(index, coalition, repeat=repeat, seed=seed)
                 for index, coalition in enumerate(self.coalitions())]
 
     def initialize(self) -> None:
         self.trial_buffer, self._issued = [], set()
-        count = self.min_repeats if self.adaptive else self.repeats
-        for repeat in range(count):
-            self._add_repeat(repeat)
-        self._produced = count
+        for repeat in range(self.first_repeats):
+            self._issue(self.specs_for_repeat(repeat))
+        self._produced = self.first_repeats
 
-    def get_trial(self, finished_trials: Optional[list] = None) -> Optional[dict]:
-        if not self.trial_buffer and self.adaptive and finished_trials is not None:
-            self._next_repeat(finished_trials)
-        return self.trial_buffer.pop(0) if self.trial_buffer else None
-
-    def _add_repeat(self, repeat: int) -> None:
-        specs = self.specs_for_repeat(repeat)
-        self.trial_buffer += specs
-        self._issued |= {(spec["index"], repeat) for spec in specs}
-
-    def _next_repeat(self, records: list) -> None:
-        """Adds the next whole repeat once every trial so far has a record, if anything is undetermined."""
+    def _next_specs(self, records: list) -> list[dict]:
+        """The next whole repeat, while anything :meth:`judged_values` gives is undetermined."""
         from maggy import statistics  # a leaf module of plain functions (docs/architecture.md)
 
-        if self._produced >= self.max_repeats:
-            return
-        done = {(int(r.get("index") or 0), int(r.get("repeat") or 0)) for r in records}
-        if not self._issued <= done:
-            return  # the current repeat is still running
         deltas, _ = statistics.paired_deltas(records, self.direction)
         coalitions = self.coalitions()
         values = {frozenset(removed_label(c) for c in coalitions[index]): by_repeat
                   for index, by_repeat in deltas.items() if index < len(coalitions)}
-        verdicts = statistics.sequential_verdicts(self.judged_values(values), self._produced, self.min_repeats,
-                                                  self.max_repeats, self.alpha, self.min_effect, wilcoxon=False)
-        if statistics.undetermined(verdicts, self._produced, self.max_repeats):
-            self._add_repeat(self._produced)
-            self._produced += 1
+        return self.specs_for_repeat(self._produced) if self._still_open(self.judged_values(values)) else []

@@ -10,7 +10,7 @@ from typing import Optional
 
 from maggy.ablation.ablator.coalitions import CoalitionAblator, check_components, removed_label
 from maggy.ablation.study import AblationStudy
-from maggy.games import per_repeat, shapley_samples
+from maggy.games import shapley_estimates
 
 __all__ = ["Shapley", "plan_coalitions", "min_budget"]
 
@@ -144,13 +144,7 @@ class Shapley(CoalitionAblator):
         """Under ``repeats="auto"``: each component's Shapley value per repeat (the mean of the
         repeat's antithetic samples when sampling); repeats are added until each has a verdict."""
         analysis = self.analysis()
-        labels, permutations = analysis["components"], analysis["permutations"]
-        judged: dict[str, dict[int, float]] = {label: {} for label in labels}
-        for repeat, game in per_repeat(values).items():
-            samples = shapley_samples(game, labels, permutations)
-            for label in labels if samples else ():
-                judged[label][repeat] = sum(s[label] for s in samples) / len(samples)
-        return judged
+        return shapley_estimates(values, analysis["components"], analysis["permutations"])[1]
 
     def analysis(self) -> dict:
         """``{"kind": "shapley", "components": [labels], "permutations": [[labels]] or None}``."""
