@@ -33,12 +33,16 @@ Measured three ways (one JSON line holds all three):
   this session. ``spark_first_job`` is Spark's own floor for ``first``: another fresh
   interpreter creates its session the same way and times its first (trivial) Python job;
   ``first_start_over_spark_floor`` compares the two.
+* ``user_session_spark_conf``: the same, with the session built from ``maggy.spark_conf()``
+  (``SparkSession.builder.master("local[S]").config(map=maggy.spark_conf())``), the
+  documented way for notebooks and batch jobs: its workers fork from maggy's daemon, which
+  imports pyspark from the installed package instead of Spark's ``pyspark.zip``.
 * ``existing_session_after_idle`` (with ``--after-idle SECONDS``): one more ``lagom()`` after
   that long without a job. Spark retires Python workers idle for 60 s, so past a minute new
   workers are forked from the embedded session's daemon (which has torch imported already).
 
     python3 benchmarks/overhead.py [--trials 24] [--sleep 0.5] [--slots 2] [--repeats 3] [--after-idle 75]
-        [--skip-no-session] [--skip-user-session] [--user-session-only] [--connect]
+        [--skip-no-session] [--skip-user-session] [--user-session-only [--with-spark-conf]] [--connect]
 """
 
 from __future__ import annotations
@@ -154,19 +158,26 @@ def _median_run(runs: list[dict]) -> dict:
     return out
 
 
-def measure_user_session(trials: int, sleep: float, slots: int, repeats: int) -> dict:
-    """First and later ``lagom()`` calls on a session created as a user creates one."""
+def measure_user_session(trials: int, sleep: float, slots: int, repeats: int, with_spark_conf: bool = False) -> dict:
+    """First and later ``lagom()`` calls on a session created as a user creates one
+    (``with_spark_conf``: with :func:`maggy.spark_conf`'s settings)."""
     from pyspark.sql import SparkSession
 
     # As in an activated virtual environment: Spark's workers run this interpreter.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     created = time.time()
-    SparkSession.builder.master(f"local[{slots}]").getOrCreate()
+    builder = SparkSession.builder.master(f"local[{slots}]")
+    if with_spark_conf:
+        import maggy
+
+        builder = builder.config(map=maggy.spark_conf())
+    builder.getOrCreate()
     session_s = time.time() - created
     first = measure(trials, sleep, slots)  # no spark=: lagom() finds the active session
     later = _median_run([measure(trials, sleep, slots) for _ in range(repeats)])
+    created_by = "SparkSession.builder.master(...)" + (".config(map=maggy.spark_conf())" if with_spark_conf else "")
     return {"session_start_s": round(session_s, 3), "first": first, "later": later,
-            "master": f"local[{slots}]", "created_by": "SparkSession.builder.master(...).getOrCreate()"}
+            "master": f"local[{slots}]", "created_by": created_by + ".getOrCreate()"}
 
 
 def measure_spark_first_job(slots: int) -> dict:
@@ -208,6 +219,8 @@ def main() -> None:
     parser.add_argument("--spark-floor-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--user-session-only", action="store_true",
                         help="only the user-created session (first and later calls); prints its JSON")
+    parser.add_argument("--with-spark-conf", action="store_true",
+                        help="with --user-session-only: the user builds the session with maggy.spark_conf()")
     args = parser.parse_args()
 
     if args.no_session_only:  # child process: lagom() starts the embedded session itself
@@ -225,7 +238,7 @@ def main() -> None:
         spark.stop()
         return
     if args.user_session_only:
-        print(json.dumps(measure_user_session(args.trials, args.sleep, args.slots, args.repeats)))
+        print(json.dumps(measure_user_session(args.trials, args.sleep, args.slots, args.repeats, args.with_spark_conf)))
         return
     if args.spark_floor_only:  # child process: Spark's own first job on a fresh user session
         print(json.dumps(measure_spark_first_job(args.slots)))
@@ -239,8 +252,11 @@ def main() -> None:
     if not args.skip_user_session:
         out["user_session"] = _child(["--user-session-only", "--repeats", str(args.repeats), *common])
         floor = out["spark_first_job"] = _child(["--spark-floor-only", *common])
-        out["user_session"]["first_start_over_spark_floor"] = round(
-            out["user_session"]["first"]["first_start_s"] / floor["first_task_start_s"], 3)
+        out["user_session_spark_conf"] = _child(["--user-session-only", "--with-spark-conf", "--repeats",
+                                                 str(args.repeats), *common])
+        for key in ("user_session", "user_session_spark_conf"):
+            out[key]["first_start_over_spark_floor"] = round(
+                out[key]["first"]["first_start_s"] / floor["first_task_start_s"], 3)
     if args.connect:
         out.update(_child(["--connect-only", "--repeats", str(args.repeats), *common]))
 

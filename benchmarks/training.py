@@ -24,23 +24,25 @@ on a machine with as many cores as slots.
     python3 benchmarks/training.py [--trials 12] [--steps 1500] [--slots 2] [--repeats 3]
 
 Paired mode (``--paired``, issue 16): a fresh interpreter creates its session the way a user
-does (``SparkSession.builder.master("local[2]").getOrCreate()``; ``--session embedded`` uses
-maggy's own session instead) and runs the same trainings alternately as a maggy experiment
+does (``SparkSession.builder.master("local[2]").getOrCreate()``; ``--session spark-conf`` builds
+it with ``maggy.spark_conf()``, ``--session embedded`` uses maggy's own session instead) and runs the same trainings alternately as a maggy experiment
 and in ``Pool(2)``, ``--repeats`` + 1 rounds in one sitting. Round 0 is the first call on both
 sides (Spark's workers start; a new pool, not warmed); later rounds reuse Spark's workers and
 warm a new pool before the clock. Each trial times its own body (building dataset and model,
 then training) with ``perf_counter`` and its CPU with ``thread_time``. Figures per round: the
 mean body time on each side and their ratio; for maggy the framework CPU per trial, which is
 the CPU of the driver, the JVM and Spark's Python workers (read from ``/proc``, see
-``proc_cpu.py``) during ``lagom()``, less the trial bodies' own CPU.
+``proc_cpu.py``) during ``lagom()``, less the trial bodies' own CPU. Over the later rounds:
+the median ratio, and the geometric mean with its 95% t-interval (``[mean, low, high]``).
 
-    python3 benchmarks/training.py --paired [--session user|embedded] [--repeats 3]
+    python3 benchmarks/training.py --paired [--session user|spark-conf|embedded] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -276,14 +278,29 @@ def run_pool_timed(ctx, trials: int, steps: int, slots: int, threads: int, repor
     return {"makespan_s": round(elapsed, 3), "body_mean_s": round(statistics.mean(b["body_s"] for b in bodies), 4)}
 
 
+def _geometric_mean_interval(ratios: list) -> list:
+    """Geometric mean of ``ratios`` with its 95% t-interval (on the logs): ``[mean, low, high]``."""
+    from scipy import stats
+
+    logs = [math.log(r) for r in ratios]
+    mean, sem = statistics.mean(logs), statistics.stdev(logs) / math.sqrt(len(logs))
+    half = stats.t.ppf(0.975, len(logs) - 1) * sem
+    return [round(math.exp(x), 4) for x in (mean, mean - half, mean + half)]
+
+
 def paired(args) -> dict:
     """The paired rounds (see the module docstring), in this interpreter."""
     ctx = pool_context()
-    if args.session == "user":
+    if args.session in ("user", "spark-conf"):
         from pyspark.sql import SparkSession
 
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # as in an activated venv
-        SparkSession.builder.master(f"local[{args.slots}]").getOrCreate()
+        builder = SparkSession.builder.master(f"local[{args.slots}]")
+        if args.session == "spark-conf":
+            import maggy
+
+            builder = builder.config(map=maggy.spark_conf())
+        builder.getOrCreate()
         spark = None  # lagom() finds the active session, as in a notebook
     else:
         from maggy.core.spark import get_session
@@ -303,11 +320,14 @@ def paired(args) -> dict:
         runs["makespan_ratio"] = round(runs["maggy"]["makespan_s"] / runs["pool"]["makespan_s"], 4)
         rounds.append(runs)
     later = rounds[1:]
+    body_ratio_ci = _geometric_mean_interval([r["body_ratio"] for r in later]) if len(later) >= 2 else None
     return {
         "benchmark": "training-paired",
         "session": args.session,
         "first_call": rounds[0],
         "later_body_ratio_median": round(statistics.median(r["body_ratio"] for r in later), 4) if later else None,
+        # The later rounds' typical ratio and its 95% interval: "within 3%" holds if the high end is <= 1.03.
+        "later_body_ratio_geomean_ci95": body_ratio_ci,
         "later_makespan_ratio_median": round(statistics.median(r["makespan_ratio"] for r in later), 4)
         if later else None,
         "later_framework_cpu_per_trial_s_median": round(statistics.median(
@@ -330,8 +350,8 @@ def main() -> None:
                         help="torch.set_num_threads in each training; 0: leave torch's default")
     parser.add_argument("--paired", action="store_true",
                         help="paired body timing and framework CPU in a fresh interpreter (see above)")
-    parser.add_argument("--session", choices=("user", "embedded"), default="user",
-                        help="--paired: a session created as a user does, or maggy's embedded one")
+    parser.add_argument("--session", choices=("user", "spark-conf", "embedded"), default="user",
+                        help="--paired: a session created as a user does (with maggy.spark_conf()), or maggy's embedded one")
     parser.add_argument("--paired-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 

@@ -107,21 +107,42 @@ def test_a_trial_on_a_machine_without_gpus_runs_on_the_cpu(spark, tmp_path):
     assert list(result["trials"]["metric"]) == [1.0, 1.0]
 
 
+def _in_a_fresh_interpreter(*lines: str) -> list[str]:
+    """What ``lines`` print, run in a fresh interpreter (as in a new Spark worker, nothing imported yet)."""
+    out = subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 def test_a_seed_set_before_torch_is_imported_still_seeds_it():
-    # In a fresh interpreter, as in a new Spark worker: the trial's seed is set before
-    # anything imported torch.
-    code = (
-        "import sys\n"
-        "from maggy.util import set_seed\n"
-        "set_seed(11)\n"
-        "assert 'torch' not in sys.modules, 'set_seed imported torch'\n"
-        "import torch\n"
-        "first = torch.rand(4)\n"
-        "set_seed(11)\n"
-        "print(torch.equal(torch.rand(4), first))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     # Rule: seeding does not import torch (seconds in a fresh worker) yet torch's first
     # draws after its import are the seeded ones.
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "True"
+    assert _in_a_fresh_interpreter(
+        "import sys",
+        "from maggy.util import set_seed",
+        "set_seed(11)",
+        "assert 'torch' not in sys.modules, 'set_seed imported torch'",
+        "import torch",
+        "first = torch.rand(4)",
+        "set_seed(11)",
+        "print(torch.equal(torch.rand(4), first))",
+    ) == ["True"]
+
+
+def test_a_seed_set_before_numpy_is_imported_still_seeds_it_and_the_latest_seed_wins():
+    # Importing numpy to seed it delayed every first trial by ~0.1 s. Two trials seed
+    # before numpy is imported: the second trial's seed is the one numpy's first draws
+    # follow, and torch is seeded as well.
+    assert _in_a_fresh_interpreter(
+        "import sys",
+        "from maggy.util import set_seed",
+        "set_seed(5)",
+        "set_seed(12)",
+        "assert 'numpy' not in sys.modules, 'set_seed imported numpy'",
+        "import numpy as np",
+        "first = np.random.rand(4)",
+        "import torch",
+        "drawn = torch.rand(4)",
+        "set_seed(12)",
+        "print(np.array_equal(np.random.rand(4), first), torch.equal(torch.rand(4), drawn))",
+    ) == ["True", "True"]

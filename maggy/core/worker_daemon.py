@@ -1,33 +1,149 @@
-"""Spark's Python worker daemon for maggy's embedded session, with torch imported once.
+"""Spark's Python worker daemon for sessions with maggy's settings: fast first workers, torch preloaded for later ones.
 
 Spark starts Python workers by forking them from one daemon process per executor
-(``pyspark.daemon``). By default every worker imports torch itself (1–2 s each), and Spark
-kills workers that sat idle for a minute, so a ``lagom()`` after a pause paid that again.
-Importing torch here, before the daemon forks, lets every worker inherit it: a new worker
-costs a fork plus the rest of maggy's imports.
+(``pyspark.daemon``). This daemon differs from Spark's in two ways:
 
-Only torch (and numpy, which it loads) is imported. pyspark imports a worker's modules after
-the fork because some start threads a forked child cannot take along (pyarrow's allocator,
-loaded with pandas); forking a process that imported torch is what PyTorch's own DataLoader
-does with every worker. Importing torch does not initialise CUDA, so each worker still picks
-its own GPU. Everything imported is moved to the garbage collector's permanent
-generation before the first fork (see below).
+* **pyspark from the installed package, not from** ``pyspark.zip``. Spark puts
+  ``$SPARK_HOME/python/lib/pyspark.zip`` first on every worker's ``PYTHONPATH``. That zip
+  holds no bytecode, and Python cannot cache bytecode for a zip, so every daemon compiled
+  pyspark's source again: ~0.7 s of a fresh session's first job on a 2-core VM (0.15 s
+  from the installed package). Where the zip belongs to a pip-installed pyspark that is also
+  on the path (the same files), the daemon drops the zip from its path before importing
+  pyspark, and its workers inherit that.
+* **torch is imported while the daemon idles.** Spark kills workers that sat idle for a
+  minute, and a new worker importing torch itself costs 1–2 s; a worker forked after the
+  daemon imported torch inherits it. The daemon does not import it before its first fork
+  (which would hold back a fresh session's first trial by as long), but once it has had
+  nothing to do for :data:`IDLE_BEFORE_TORCH_S`: the first workers are running their
+  trials then, and workers forked later (after an idle pause, or for more slots) start
+  with torch loaded.
 
-Used through ``spark.python.daemon.module`` (see :func:`maggy.core.spark.get_session`).
+pyspark imports a worker's modules after the fork because some start threads a forked
+child cannot take along (pyarrow's allocator, loaded with pandas); forking a process that
+imported torch is what PyTorch's own DataLoader does with every worker. Importing torch does
+not initialise CUDA, so each worker still picks its own GPU.
+
+Used through ``spark.python.daemon.module`` (see :func:`maggy.spark_conf`).
 """
 
+from __future__ import annotations
+
 import gc
+import os
+import sys
+import time
+from typing import Any, Callable
 
-try:
-    import torch  # noqa: F401  (imported for the workers this daemon forks)
-except ImportError:  # the worker will report it; the daemon itself must still start
-    pass
+__all__ = ["path_without_pyspark_zip", "IdleHook", "IDLE_BEFORE_TORCH_S"]
 
-from pyspark.daemon import manager
+#: Seconds without a fork request after which the daemon imports torch.
+IDLE_BEFORE_TORCH_S = 3.0
 
-if __name__ == "__main__":
+
+def path_without_pyspark_zip(path: list[str], isfile: Callable[[str], bool] = os.path.isfile) -> list[str]:
+    """``path`` without the ``pyspark.zip`` of an installed pyspark whose package directory is on it too.
+
+    Spark's zip of a pip-installed pyspark lies inside that package
+    (``<site>/pyspark/python/lib/pyspark.zip``); when ``<site>`` is also on ``path``, the
+    same pyspark is imported from there, with its cached bytecode. Any other zip (a Spark
+    distribution's, a cluster's) stays.
+
+    Example:
+        >>> site = "/venv/lib/python3.11/site-packages"
+        >>> zip_ = site + "/pyspark/python/lib/pyspark.zip"
+        >>> path_without_pyspark_zip([zip_, "/work", site], isfile=lambda p: True)
+        ['/work', '/venv/lib/python3.11/site-packages']
+        >>> path_without_pyspark_zip([zip_, "/work"], isfile=lambda p: True) == [zip_, "/work"]
+        True
+    """
+    kept = []
+    for entry in path:
+        if os.path.basename(entry) == "pyspark.zip":
+            lib = os.path.dirname(entry)
+            package = os.path.dirname(os.path.dirname(lib))  # <site>/pyspark
+            site = os.path.dirname(package)
+            if (os.path.basename(package) == "pyspark" and site in path
+                    and isfile(os.path.join(package, "__init__.py"))):
+                continue
+        kept.append(entry)
+    return kept
+
+
+class IdleHook:
+    """Stands in for the ``select`` module inside ``pyspark.daemon``: calls ``on_idle`` once the
+    daemon's poll loop has waited ``idle_s`` seconds without anything to do.
+
+    The daemon forks workers from its main thread between polls, so ``on_idle`` runs where
+    no fork can happen at the same time (an import must not be half done in a forked child).
+    Everything else is the real module's.
+    """
+
+    def __init__(self, module: Any, on_idle: Callable[[], None], idle_s: float, clock: Callable[[], float] = time.monotonic):
+        self._module = module
+        self._on_idle = on_idle
+        self._idle_s = idle_s
+        self._clock = clock
+        self._busy_at = clock()
+        self.done = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def poll(self) -> "_HookedPoller":
+        return _HookedPoller(self._module.poll(), self)
+
+    def select(self, *args: Any) -> tuple:
+        """``select.select``, which the daemon uses where ``poll`` is missing (and pyspark before 4.0 everywhere)."""
+        ready = self._module.select(*args)
+        self.polled(ready[0])
+        return ready
+
+    def polled(self, events: list) -> list:
+        """Notes one poll's ``events``; runs ``on_idle`` when the wait since the last event is long enough."""
+        now = self._clock()
+        if events:
+            self._busy_at = now
+        elif not self.done and now - self._busy_at >= self._idle_s:
+            self.done = True
+            self._on_idle()
+        return events
+
+
+class _HookedPoller:
+    """A poll object whose ``poll`` reports to an :class:`IdleHook`."""
+
+    def __init__(self, poller: Any, hook: IdleHook):
+        self._poller = poller
+        self._hook = hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._poller, name)
+
+    def poll(self, *args: Any) -> list:
+        return self._hook.polled(self._poller.poll(*args))
+
+
+def _import_torch() -> None:
+    try:
+        import torch  # noqa: F401  (inherited by the workers this daemon forks from now on)
+    except ImportError:  # a trial that needs it reports it; the daemon must go on
+        pass
     # A reused worker runs gc.collect() after every task, and with torch loaded that full
     # collection took ~90 ms on a 2-core VM: at the end of every lagom(), on every slot.
     # Frozen objects are skipped by the collector (and their pages stay shared with the forks).
     gc.freeze()
-    manager()
+
+
+def main() -> None:
+    """Runs Spark's daemon loop with pyspark from the installed package and torch imported when idle."""
+    sys.path[:] = path_without_pyspark_zip(sys.path)
+    import pyspark.daemon
+
+    if hasattr(pyspark.daemon, "select"):
+        pyspark.daemon.select = IdleHook(pyspark.daemon.select, _import_torch, IDLE_BEFORE_TORCH_S)
+    gc.freeze()
+    pyspark.daemon.manager()
+
+
+if __name__ == "__main__":
+    main()

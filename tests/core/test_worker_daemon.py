@@ -1,8 +1,14 @@
-"""The embedded session forks its Python workers from maggy's daemon, with torch loaded."""
+"""Workers of a session with maggy's settings fork from maggy's daemon: pyspark from the
+installed package, torch loaded by the daemon once it idles."""
 
 import os
 import subprocess
 import sys
+import time
+
+import pytest
+
+from maggy.core.worker_daemon import IdleHook, path_without_pyspark_zip
 
 
 def _parent_command(_):
@@ -15,30 +21,105 @@ def test_workers_of_the_embedded_session_are_forked_from_maggys_daemon(spark):
     assert all("maggy.core.worker_daemon" in command for command in commands), commands
 
 
-def test_the_daemon_imports_torch_before_it_forks_a_worker():
-    # A fresh interpreter, so nothing else has imported torch yet.
+def _pyspark_origin(_):
+    import pyspark
+
+    return pyspark.__file__, [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p.endswith(".zip")]
+
+
+def test_workers_import_pyspark_from_the_installed_package_not_from_sparks_zip(spark):
+    # Spark puts pyspark.zip first on the workers' path; importing from it compiled pyspark's
+    # source in every daemon (~0.7 s of a fresh session's first job).
+    origins = spark.sparkContext.parallelize(range(2), 2).map(_pyspark_origin).collect()
+    for file, zips in origins:
+        assert any(z.endswith("pyspark.zip") for z in zips), zips  # Spark did put the zip there
+        assert ".zip" not in file, file
+
+
+def _daemon_has_torch(_):
+    with open(f"/proc/{os.getppid()}/maps") as f:
+        return "libtorch" in f.read()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc to see what the daemon loaded")
+def test_the_daemon_loads_torch_once_it_idles_for_the_workers_it_forks_later(spark):
+    deadline = time.monotonic() + 20
+    while not all(spark.sparkContext.parallelize(range(2), 2).map(_daemon_has_torch).collect()):
+        assert time.monotonic() < deadline, "the daemon did not import torch while idle"
+        time.sleep(1)
+
+
+def test_starting_the_daemon_imports_neither_torch_nor_pandas():
+    # A fresh interpreter, so nothing else has imported them: the first workers of a fresh
+    # session are forked without waiting for torch, and pandas (whose import starts threads)
+    # must never be loaded before a fork.
     probe = "import sys, maggy.core.worker_daemon; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    # torch is inherited by every worker; pandas (whose import starts threads) is not preloaded.
-    assert out.stdout.split() == ["True", "False"]
+    assert out.stdout.split() == ["False", "False"]
 
 
-def _frozen_objects(_):
-    import gc
+def test_only_the_zip_of_an_installed_pyspark_on_the_path_is_dropped():
+    site = "/venv/lib/python3.11/site-packages"
+    own_zip = f"{site}/pyspark/python/lib/pyspark.zip"
+    distribution_zip = "/opt/spark/python/lib/pyspark.zip"
+    py4j = f"{site}/pyspark/python/lib/py4j-0.10.9.9-src.zip"
+    path = [own_zip, py4j, "/work", site]
+    assert path_without_pyspark_zip(path, isfile=lambda p: True) == [py4j, "/work", site]
+    # A Spark distribution's zip, or one whose package is not importable, stays first.
+    assert path_without_pyspark_zip([distribution_zip, site], isfile=lambda p: True) == [distribution_zip, site]
+    assert path_without_pyspark_zip(path, isfile=lambda p: False) == path
 
-    return gc.get_freeze_count()
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
 
 
-def test_workers_keep_torch_out_of_the_garbage_collectors_scans(spark):
-    # A reused worker runs gc.collect() after every task; scanning torch's ~150k objects
-    # there delayed the end of every experiment by ~0.1 s. The daemon freezes them first.
-    counts = spark.sparkContext.parallelize(range(2), 2).map(_frozen_objects).collect()
-    assert min(counts) > 100_000, counts
+class _FakeSelect:
+    """A select module whose poll returns queued results (the hook's contract is the module's)."""
+
+    POLLIN = 1
+
+    def __init__(self, results):
+        self.results = results
+
+    def select(self, readable, writable, errors, timeout):
+        return self.results.pop(0), [], []
+
+    def poll(self):
+        outer = self
+
+        class Poller:
+            def poll(self, timeout):
+                return outer.results.pop(0)
+
+            def register(self, *args):
+                return "registered"
+
+        return Poller()
 
 
-def test_a_worker_loads_maggys_executor_without_pandas():
-    # Every new Spark worker imports the executor; pandas would add ~0.3 s to each start,
-    # and most trials never build a PandasDataset (which imports it when it does).
-    probe = "import sys, maggy.core.executor; print('pandas' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False"]
+def test_the_idle_hook_runs_once_after_a_quiet_spell_and_passes_everything_through():
+    calls, clock = [], _Clock()
+    hook = IdleHook(_FakeSelect([[], [(3, 1)], [], [], [], []]), lambda: calls.append(clock.now), 3.0, clock=clock)
+    poller = hook.poll()
+    assert hook.POLLIN == 1 and poller.register(0) == "registered"
+    seen = []
+    for now in (1.0, 2.0, 4.0, 6.0, 8.0, 20.0):
+        clock.now = now
+        seen.append(poller.poll(1000))
+    assert seen == [[], [(3, 1)], [], [], [], []]
+    # Busy at 2.0 (a fork request): idle from then, so the hook runs at 6.0 (>= 3 s), once.
+    assert calls == [6.0]
+
+
+def test_the_idle_hook_also_watches_select_where_the_daemon_has_no_poll():
+    calls, clock = [], _Clock()
+    hook = IdleHook(_FakeSelect([[], [0], []]), lambda: calls.append(clock.now), 3.0, clock=clock)
+    for now in (1.0, 2.0, 5.5):
+        clock.now = now
+        hook.select([0], [], [], 1)
+    assert calls == [5.5]
