@@ -44,28 +44,32 @@ def path_without_pyspark_zip(path: list[str], isfile: Callable[[str], bool] = os
     """``path`` without the ``pyspark.zip`` of an installed pyspark whose package directory is on it too.
 
     Spark's zip of a pip-installed pyspark lies inside that package
-    (``<site>/pyspark/python/lib/pyspark.zip``); when ``<site>`` is also on ``path``, the
-    same pyspark is imported from there, with its cached bytecode. Any other zip (a Spark
-    distribution's, a cluster's) stays.
+    (``<site>/pyspark/python/lib/pyspark.zip``); when ``<site>`` is also on ``path``, and no
+    entry between the zip and ``<site>`` holds another pyspark, the same pyspark is imported
+    from there, with its cached bytecode. Any other zip (a Spark distribution's, a
+    cluster's) stays.
 
     Example:
         >>> site = "/venv/lib/python3.11/site-packages"
         >>> zip_ = site + "/pyspark/python/lib/pyspark.zip"
-        >>> path_without_pyspark_zip([zip_, "/work", site], isfile=lambda p: True)
+        >>> installed = {site + "/pyspark/__init__.py"}
+        >>> path_without_pyspark_zip([zip_, "/work", site], isfile=installed.__contains__)
         ['/work', '/venv/lib/python3.11/site-packages']
-        >>> path_without_pyspark_zip([zip_, "/work"], isfile=lambda p: True) == [zip_, "/work"]
+        >>> path_without_pyspark_zip([zip_, "/work"], isfile=installed.__contains__) == [zip_, "/work"]
         True
     """
-    kept = []
-    for entry in path:
-        if os.path.basename(entry) == "pyspark.zip":
-            lib = os.path.dirname(entry)
-            package = os.path.dirname(os.path.dirname(lib))  # <site>/pyspark
-            site = os.path.dirname(package)
-            if (os.path.basename(package) == "pyspark" and site in path
-                    and isfile(os.path.join(package, "__init__.py"))):
-                continue
-        kept.append(entry)
+    kept = list(path)
+    for i, entry in enumerate(path):
+        if os.path.basename(entry) != "pyspark.zip":
+            continue
+        package = os.path.dirname(os.path.dirname(os.path.dirname(entry)))  # <site>/pyspark
+        site = os.path.dirname(package)
+        if os.path.basename(package) != "pyspark" or site not in path[i + 1:]:
+            continue
+        between = path[i + 1:path.index(site, i + 1)]
+        if isfile(os.path.join(package, "__init__.py")) and not any(
+                isfile(os.path.join(other, "pyspark", "__init__.py")) for other in between):
+            kept.remove(entry)
     return kept
 
 

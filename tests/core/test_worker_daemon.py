@@ -63,11 +63,16 @@ def test_only_the_zip_of_an_installed_pyspark_on_the_path_is_dropped():
     own_zip = f"{site}/pyspark/python/lib/pyspark.zip"
     distribution_zip = "/opt/spark/python/lib/pyspark.zip"
     py4j = f"{site}/pyspark/python/lib/py4j-0.10.9.9-src.zip"
+    installed = {f"{site}/pyspark/__init__.py"}
     path = [own_zip, py4j, "/work", site]
-    assert path_without_pyspark_zip(path, isfile=lambda p: True) == [py4j, "/work", site]
+    assert path_without_pyspark_zip(path, isfile=installed.__contains__) == [py4j, "/work", site]
     # A Spark distribution's zip, or one whose package is not importable, stays first.
-    assert path_without_pyspark_zip([distribution_zip, site], isfile=lambda p: True) == [distribution_zip, site]
+    assert path_without_pyspark_zip([distribution_zip, site], isfile=installed.__contains__) == [distribution_zip, site]
     assert path_without_pyspark_zip(path, isfile=lambda p: False) == path
+    # So does the zip when another pyspark sits between it and the installed one: without
+    # the zip, that other pyspark would be imported instead.
+    other = installed | {"/work/pyspark/__init__.py"}
+    assert path_without_pyspark_zip(path, isfile=other.__contains__) == path
 
 
 class _Clock:
