@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from maggy import experiment  # noqa: E402
 import proc_cpu  # noqa: E402
 from maggy.ablation import AblationStudy, MaggyDataset  # noqa: E402
+from maggy.statistics import paired_stats  # noqa: E402
 
 FEATURES = 32
 ROWS = 4096
@@ -280,12 +281,8 @@ def run_pool_timed(ctx, trials: int, steps: int, slots: int, threads: int, repor
 
 def _geometric_mean_interval(ratios: list) -> list:
     """Geometric mean of ``ratios`` with its 95% t-interval (on the logs): ``[mean, low, high]``."""
-    from scipy import stats
-
-    logs = [math.log(r) for r in ratios]
-    mean, sem = statistics.mean(logs), statistics.stdev(logs) / math.sqrt(len(logs))
-    half = stats.t.ppf(0.975, len(logs) - 1) * sem
-    return [round(math.exp(x), 4) for x in (mean, mean - half, mean + half)]
+    logs = paired_stats([math.log(r) for r in ratios], wilcoxon=False)
+    return [round(math.exp(x), 4) for x in (logs.mean_delta, logs.ci_low, logs.ci_high)]
 
 
 def paired(args) -> dict:
