@@ -8,6 +8,7 @@ import statistics
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
+from maggy.results.image import DPI, save_figure
 from maggy.results.plot_interactions import plot_loco_and_shapley
 from maggy.results.table import components_table, _float, _groups_from_frame
 from maggy.trial import TrialStatus
@@ -15,10 +16,6 @@ from maggy.trial import TrialStatus
 
 #: Most bars one plot draws: beyond that a plot is unreadable and costs seconds to render.
 MAX_BARS = 40
-
-#: Resolution of the written image, dots per inch.
-DPI = 100
-
 
 def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     """Draw each removed component's effect against the base trial as a horizontal bar chart.
@@ -55,7 +52,6 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     components = result.get("components")
     if components is not None and "shapley" in components.columns:
         return plot_loco_and_shapley(result, path)  # the Shapley policy: LOCO delta beside Shapley value
-    import matplotlib
     from matplotlib.figure import Figure
 
     direction = result.get("direction", "min")
@@ -84,16 +80,7 @@ def plot_effects(result: Mapping[str, Any], path: str | os.PathLike) -> str:
         ax.text(0.5, 0.5, "no component trials to compare with the base trial",
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
-    path = os.fspath(path)
-    options = {}
-    if path.lower().endswith(".png"):
-        # Fast zlib level: the image is written after every run, and level 1 halves the
-        # encoding time for a file ~20% larger.
-        options["pil_kwargs"] = {"compress_level": 1}
-    # Unhinted glyphs look the same at this size and render ~15% faster (text is most of the cost).
-    with matplotlib.rc_context({"text.hinting": "no_hinting"}):
-        figure.savefig(path, dpi=DPI, **options)
-    return path
+    return save_figure(figure, path)
 
 
 class _Bar(NamedTuple):

@@ -7,19 +7,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from maggy.results.image import DPI, save_figure
 from maggy.results.table import _float
 
 __all__ = ["plot_interactions", "plot_loco_and_shapley"]
-
-_DPI = 100
-
-
-def _save(figure, path: str | os.PathLike) -> str:
-    path = os.fspath(path)
-    options = {"pil_kwargs": {"compress_level": 1}} if path.lower().endswith(".png") else {}
-    figure.savefig(path, dpi=_DPI, **options)
-    return path
-
 
 def plot_interactions(result: Mapping[str, Any], path: str | os.PathLike) -> str:
     """Heat map of ``result["interactions"]``: one cell per pair, red where removing both hurts
@@ -57,12 +48,12 @@ def plot_interactions(result: Mapping[str, Any], path: str | os.PathLike) -> str
         grid[i, j] = grid[j, i] = _float(row.interaction)
         marks[(i, j)] = marks[(j, i)] = {"redundant": " R", "overlapping": " O"}.get(row.kind, "")
     size = max(3.5, 1.2 + 0.7 * n)
-    figure = Figure(figsize=(size + 1.5, size), dpi=_DPI)
+    figure = Figure(figsize=(size + 1.5, size), dpi=DPI)
     ax = figure.subplots()
     if n == 0:
         ax.text(0.5, 0.5, "no pair trial finished", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
-        return _save(figure, path)
+        return save_figure(figure, path)
     finite = grid[np.isfinite(grid)]
     limit = float(np.abs(finite).max()) if finite.size else 1.0
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", vmin=-(limit or 1.0), vmax=limit or 1.0)
@@ -73,7 +64,7 @@ def plot_interactions(result: Mapping[str, Any], path: str | os.PathLike) -> str
     figure.colorbar(image, ax=ax, label="interaction = Δ(pair) − (Δa + Δb)")
     ax.set_title("Interactions of pairs (R: redundant, O: overlapping)")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_loco_and_shapley(result: Mapping[str, Any], path: str | os.PathLike) -> str:
@@ -94,7 +85,7 @@ def plot_loco_and_shapley(result: Mapping[str, Any], path: str | os.PathLike) ->
 
     rows = sorted(result["components"].itertuples(index=False),
                   key=lambda r: _float(r.shapley) if math.isfinite(_float(r.shapley)) else -math.inf)
-    figure = Figure(figsize=(10, max(2.5, 1.5 + 0.45 * len(rows))), dpi=_DPI)
+    figure = Figure(figsize=(10, max(2.5, 1.5 + 0.45 * len(rows))), dpi=DPI)
     axes = figure.subplots(1, 2, sharey=True)
     ys = list(range(len(rows)))
     for ax, (value, low, high, title) in zip(axes, (
@@ -115,4 +106,4 @@ def plot_loco_and_shapley(result: Mapping[str, Any], path: str | os.PathLike) ->
     sign = "metric − base" if result.get("direction", "min") == "min" else "base − metric"
     figure.supxlabel(f"Δ = {sign} (> 0: removing it made the metric worse)", fontsize="medium")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
