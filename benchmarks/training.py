@@ -30,12 +30,23 @@ and in ``Pool(2)``, ``--repeats`` + 1 rounds in one sitting. Round 0 is the firs
 sides (Spark's workers start; a new pool, not warmed); later rounds reuse Spark's workers and
 warm a new pool before the clock. Each trial times its own body (building dataset and model,
 then training) with ``perf_counter`` and its CPU with ``thread_time``. Figures per round: the
-mean body time on each side and their ratio; for maggy the framework CPU per trial, which is
-the CPU of the driver, the JVM and Spark's Python workers (read from ``/proc``, see
-``proc_cpu.py``) during ``lagom()``, less the trial bodies' own CPU. Over the later rounds:
-the median ratio, and the geometric mean with its 95% t-interval (``[mean, low, high]``).
+mean body time on each side and their ratio, the same for the bodies' own CPU seconds
+(``body_cpu_ratio``: a wall-clock ratio above the CPU ratio means the bodies waited for a CPU
+while something else ran), and on Linux how long a body waited for its CPU and how many
+times it was scheduled (``/proc/thread-self/schedstat``; each preemption is one more). For
+maggy also the framework CPU per trial: the CPU of the driver, the JVM and Spark's Python
+workers (read from ``/proc``, see ``proc_cpu.py``) during ``lagom()``, less the trial
+bodies' own CPU. Over the later rounds: the median ratio, and the
+geometric mean with its 95% t-interval (``[mean, low, high]``), of both ratios.
+
+Many short rounds narrow the interval fastest. The development VM's speed drifts by ±15%
+in episodes of 10-20 s (one training timed back to back: lag-1 autocorrelation 0.76 at 2.3 s),
+so single rounds disagree by ±10% whatever their length. Rounds of 4 trainings a side
+(``--trials 4``, ~8.5 s) take a third of the time of rounds of 12, and 60 of them (~9 minutes)
+give a 95% interval of about ±4%:
 
     python3 benchmarks/training.py --paired [--session user|spark-conf|embedded] [--repeats 3]
+    python3 benchmarks/training.py --paired --trials 4 --repeats 60 --session user
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -142,17 +154,56 @@ def pool_job(args) -> float:
     return fit(make_model(dataset.input_shape[0]), dataset, steps, threads, reports, lambda v, s: None)
 
 
+def _schedstat():
+    """``[ns on a CPU, ns runnable but waiting for one, timeslices]`` of this thread, or None off Linux."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return None
+
+
+def _body_clock():
+    """Starts timing a trial body; returns the function that stops it and returns its figures.
+
+    ``body_s`` (wall) and ``body_cpu_s`` (this thread's CPU); on Linux also ``body_wait_s``,
+    the time the body was ready to run but another thread held its CPU, and ``body_slices``,
+    how many times it was scheduled (each preemption starts a new slice).
+    """
+    start, cpu, sched = time.perf_counter(), time.thread_time(), _schedstat()
+
+    def stop() -> dict:
+        figures = {"body_s": time.perf_counter() - start, "body_cpu_s": time.thread_time() - cpu}
+        end = _schedstat()
+        if sched is not None and end is not None:
+            figures["body_wait_s"] = (end[1] - sched[1]) / 1e9
+            figures["body_slices"] = end[2] - sched[2]
+        return figures
+
+    return stop
+
+
+def _body_means(bodies: list) -> dict:
+    """Means over the bodies of one run: ``body_mean_s``, ``body_cpu_mean_s`` and, on Linux, wait and slices."""
+    means = {"body_mean_s": round(statistics.mean(b["body_s"] for b in bodies), 4),
+             "body_cpu_mean_s": round(statistics.mean(b["body_cpu_s"] for b in bodies), 4)}
+    if all("body_wait_s" in b for b in bodies):
+        means["body_wait_mean_s"] = round(statistics.mean(b["body_wait_s"] for b in bodies), 4)
+        means["body_slices_mean"] = round(statistics.mean(b["body_slices"] for b in bodies), 1)
+    return means
+
+
 def timed_pool_job(args) -> dict:
     """:func:`pool_job`, timing its body as a maggy trial times its own."""
-    start, cpu = time.perf_counter(), time.thread_time()
+    stop = _body_clock()
     pool_job(args)
-    return {"body_s": time.perf_counter() - start, "body_cpu_s": time.thread_time() - cpu}
+    return stop()
 
 
 def make_timed_train_fn(steps: int, threads: int, reports: int, stamps: str):
     """The train_fn of :func:`make_train_fn`, writing its body's wall and CPU seconds to ``stamps``."""
     def train(model_function, dataset_function, reporter):
-        start, cpu = time.perf_counter(), time.thread_time()
+        stop = _body_clock()
 
         def report(value, step):
             reporter.broadcast(metric=value, step=step)
@@ -160,7 +211,7 @@ def make_timed_train_fn(steps: int, threads: int, reports: int, stamps: str):
         dataset = dataset_function()
         loss = fit(model_function(), dataset, steps, threads, reports, report)
         with open(os.path.join(stamps, f"{reporter.get_trial_id()}.json"), "w") as f:
-            json.dump({"body_s": time.perf_counter() - start, "body_cpu_s": time.thread_time() - cpu}, f)
+            json.dump(stop(), f)
         return loss
 
     return train
@@ -256,7 +307,7 @@ def run_maggy_timed(trials: int, steps: int, slots: int, spark, threads: int, re
     body_cpu = sum(b["body_cpu_s"] for b in bodies)
     return {
         "makespan_s": round(elapsed, 3),
-        "body_mean_s": round(statistics.mean(b["body_s"] for b in bodies), 4),
+        **_body_means(bodies),
         "cpu_s": cpu,
         "framework_cpu_per_trial_s": round((cpu["total"] - body_cpu) / trials, 3),
     }
@@ -276,13 +327,20 @@ def run_pool_timed(ctx, trials: int, steps: int, slots: int, threads: int, repor
     with pool:
         bodies = pool.map(timed_pool_job, jobs, chunksize=1)
         elapsed = time.perf_counter() - start
-    return {"makespan_s": round(elapsed, 3), "body_mean_s": round(statistics.mean(b["body_s"] for b in bodies), 4)}
+    return {"makespan_s": round(elapsed, 3), **_body_means(bodies)}
 
 
 def _geometric_mean_interval(ratios: list) -> list:
     """Geometric mean of ``ratios`` with its 95% t-interval (on the logs): ``[mean, low, high]``."""
     logs = paired_stats([math.log(r) for r in ratios], wilcoxon=False)
     return [round(math.exp(x), 4) for x in (logs.mean_delta, logs.ci_low, logs.ci_high)]
+
+
+def _side_means(rounds: list, key: str) -> Optional[dict]:
+    """``{"maggy": mean, "pool": mean}`` of ``key`` over the rounds, or None if a round lacks it."""
+    if not rounds or not all(key in r[side] for r in rounds for side in ("maggy", "pool")):
+        return None
+    return {side: round(statistics.mean(r[side][key] for r in rounds), 4) for side in ("maggy", "pool")}
 
 
 def paired(args) -> dict:
@@ -314,6 +372,7 @@ def paired(args) -> dict:
             else:
                 runs[side] = run_pool_timed(ctx, *common, args.threads, args.reports, warm=i > 0)
         runs["body_ratio"] = round(runs["maggy"]["body_mean_s"] / runs["pool"]["body_mean_s"], 4)
+        runs["body_cpu_ratio"] = round(runs["maggy"]["body_cpu_mean_s"] / runs["pool"]["body_cpu_mean_s"], 4)
         runs["makespan_ratio"] = round(runs["maggy"]["makespan_s"] / runs["pool"]["makespan_s"], 4)
         rounds.append(runs)
     later = rounds[1:]
@@ -325,6 +384,13 @@ def paired(args) -> dict:
         "later_body_ratio_median": round(statistics.median(r["body_ratio"] for r in later), 4) if later else None,
         # The later rounds' typical ratio and its 95% interval: "within 3%" holds if the high end is <= 1.03.
         "later_body_ratio_geomean_ci95": body_ratio_ci,
+        # The same for the bodies' own CPU seconds: above 1 if a body needs more CPU under maggy,
+        # where a wall-clock ratio above a CPU ratio of 1 means it waited for the CPU instead.
+        "later_body_cpu_ratio_geomean_ci95": _geometric_mean_interval([r["body_cpu_ratio"] for r in later])
+        if len(later) >= 2 else None,
+        # How long a body waited for a CPU, and how often it was scheduled, on each side.
+        "later_body_wait_s_mean": _side_means(later, "body_wait_mean_s"),
+        "later_body_slices_mean": _side_means(later, "body_slices_mean"),
         "later_makespan_ratio_median": round(statistics.median(r["makespan_ratio"] for r in later), 4)
         if later else None,
         "later_framework_cpu_per_trial_s_median": round(statistics.median(
