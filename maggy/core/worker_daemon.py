@@ -14,9 +14,10 @@ Spark starts Python workers by forking them from one daemon process per executor
   minute, and a new worker importing torch itself costs 1–2 s; a worker forked after the
   daemon imported torch inherits it. The daemon does not import it before its first fork
   (which would hold back a fresh session's first trial by as long), but once it has had
-  nothing to do for :data:`IDLE_BEFORE_TORCH_S`: the first workers are running their
-  trials then, and workers forked later (after an idle pause, or for more slots) start
-  with torch loaded.
+  nothing to do for :data:`IDLE_BEFORE_TORCH_S` and the machine has a CPU core to spare
+  (:class:`SpareCpu`): importing torch takes a core for 1–1.5 s, which on a small machine
+  busy with trials would come out of their bodies. Workers forked later (after an idle
+  pause, or for more slots) start with torch loaded.
 
 pyspark imports a worker's modules after the fork because some start threads a forked
 child cannot take along (pyarrow's allocator, loaded with pandas); forking a process that
@@ -34,7 +35,7 @@ import sys
 import time
 from typing import Any, Callable
 
-__all__ = ["path_without_pyspark_zip", "IdleHook", "IDLE_BEFORE_TORCH_S"]
+__all__ = ["path_without_pyspark_zip", "IdleHook", "SpareCpu", "IDLE_BEFORE_TORCH_S"]
 
 #: Seconds without a fork request after which the daemon imports torch.
 IDLE_BEFORE_TORCH_S = 3.0
@@ -73,19 +74,63 @@ def path_without_pyspark_zip(path: list[str], isfile: Callable[[str], bool] = os
     return kept
 
 
+class SpareCpu:
+    """Says whether the machine left at least ``cores`` CPU cores idle since it was last asked.
+
+    Reads the machine-wide counters of Linux's ``/proc/stat``. The first call only takes a
+    sample and says no; without ``/proc/stat`` (another OS) every call says yes, so nothing
+    waits for a signal that never comes.
+
+    Args:
+        cores: the idle cores, averaged over the time between two calls, that count as spare.
+        path: the statistics file (a parameter for tests).
+    """
+
+    def __init__(self, cores: float = 0.75, path: str = "/proc/stat"):
+        self._cores = cores
+        self._path = path
+        self._last: tuple[int, int] | None = None
+
+    def _sample(self) -> tuple[int, int, int] | None:
+        """``(idle ticks, all ticks, CPUs)`` summed over the machine, or None where unreadable."""
+        try:
+            with open(self._path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        # "cpu user nice system idle iowait irq softirq steal guest guest_nice": guest time
+        # is counted in user time already, so the first eight fields are all the time there is.
+        ticks = [int(v) for v in lines[0].split()[1:9]]
+        cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        return ticks[3] + ticks[4], sum(ticks), max(cpus, 1)
+
+    def __call__(self) -> bool:
+        sample = self._sample()
+        if sample is None:
+            return True
+        idle, total, cpus = sample
+        last, self._last = self._last, (idle, total)
+        if last is None or total <= last[1]:
+            return False
+        return (idle - last[0]) / (total - last[1]) * cpus >= self._cores
+
+
 class IdleHook:
     """Stands in for the ``select`` module inside ``pyspark.daemon``: calls ``on_idle`` once the
-    daemon's poll loop has waited ``idle_s`` seconds without anything to do.
+    daemon's poll loop has waited ``idle_s`` seconds without anything to do, and ``ready()``
+    (asked once per poll from then on) says yes.
 
     The daemon forks workers from its main thread between polls, so ``on_idle`` runs where
     no fork can happen at the same time (an import must not be half done in a forked child).
     Everything else is the real module's.
     """
 
-    def __init__(self, module: Any, on_idle: Callable[[], None], idle_s: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, module: Any, on_idle: Callable[[], None], idle_s: float,
+                 clock: Callable[[], float] = time.monotonic, ready: Callable[[], bool] = lambda: True):
         self._module = module
         self._on_idle = on_idle
         self._idle_s = idle_s
+        self._ready = ready
         self._clock = clock
         self._busy_at = clock()
         self.done = False
@@ -107,7 +152,7 @@ class IdleHook:
         now = self._clock()
         if events:
             self._busy_at = now
-        elif not self.done and now - self._busy_at >= self._idle_s:
+        elif not self.done and now - self._busy_at >= self._idle_s and self._ready():
             self.done = True
             self._on_idle()
         return events
@@ -144,7 +189,7 @@ def main() -> None:
     import pyspark.daemon
 
     if hasattr(pyspark.daemon, "select"):
-        pyspark.daemon.select = IdleHook(pyspark.daemon.select, _import_torch, IDLE_BEFORE_TORCH_S)
+        pyspark.daemon.select = IdleHook(pyspark.daemon.select, _import_torch, IDLE_BEFORE_TORCH_S, ready=SpareCpu())
     gc.freeze()
     pyspark.daemon.manager()
 

@@ -22,3 +22,12 @@ def test_the_sessions_unix_sockets_are_removed_when_python_exits():
     assert folder and ".sock" in sockets, out.stdout
     # ...which Spark would leave behind in the temporary directory; maggy removes it.
     assert not os.path.exists(folder)
+
+
+def test_the_sessions_jvm_compiles_with_c1_only(spark):
+    # C2 compiling Spark's code took CPU from the trials for many lagom() calls; the option
+    # must reach the JVM that runs the tasks, not just sit in the session's configuration.
+    from maggy.core.spark import JIT_OPTION
+
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert JIT_OPTION in list(runtime.getInputArguments())

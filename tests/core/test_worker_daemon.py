@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from maggy.core.worker_daemon import IdleHook, path_without_pyspark_zip
+from maggy.core.worker_daemon import IdleHook, SpareCpu, path_without_pyspark_zip
 
 
 def _parent_command(_):
@@ -128,3 +128,38 @@ def test_the_idle_hook_also_watches_select_where_the_daemon_has_no_poll():
         clock.now = now
         hook.select([0], [], [], 1)
     assert calls == [5.5]
+
+
+def test_the_idle_hook_waits_for_a_spare_cpu_before_it_runs():
+    # Importing torch takes a core for a second or more: on a machine busy with trials it
+    # would come out of their bodies, so the daemon waits until a core is idle.
+    calls, clock, spare = [], _Clock(), iter([False, False, True, True])
+    hook = IdleHook(_FakeSelect([[], [], [], [], [], []]), lambda: calls.append(clock.now), 3.0,
+                    clock=clock, ready=lambda: next(spare))
+    for now in (1.0, 3.0, 4.0, 5.0, 6.0, 7.0):
+        clock.now = now
+        hook.select([0], [], [], 1)
+    assert calls == [5.0]
+
+
+def _write_stat(path, idle, busy):
+    # Two CPUs; the aggregate line first, as in Linux's /proc/stat.
+    path.write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0 0 0\nintr 1\n")
+
+
+def test_spare_cpu_counts_idle_cores_between_two_samples(tmp_path):
+    stat = tmp_path / "stat"
+    _write_stat(stat, idle=1000, busy=1000)
+    spare = SpareCpu(cores=0.75, path=str(stat))
+    assert spare() is False  # a first sample says nothing about the time since
+    _write_stat(stat, idle=1010, busy=1190)  # 200 ticks on 2 CPUs, 10 idle: 0.1 core idle
+    assert spare() is False
+    _write_stat(stat, idle=1110, busy=1290)  # 100 idle of 200: one core idle
+    assert spare() is True
+    _write_stat(stat, idle=1110, busy=1290)  # no time passed: no evidence either way
+    assert spare() is False
+
+
+def test_without_proc_stat_the_cpu_always_counts_as_spare(tmp_path):
+    spare = SpareCpu(path=str(tmp_path / "missing"))
+    assert spare() is True and spare() is True
