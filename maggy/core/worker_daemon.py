@@ -84,35 +84,35 @@ class SpareCpu:
     Args:
         cores: the idle cores, averaged over the time between two calls, that count as spare.
         path: the statistics file (a parameter for tests).
+        cpus: the CPUs its counters cover (default: those online, ``os.cpu_count()``).
     """
 
-    def __init__(self, cores: float = 0.75, path: str = "/proc/stat"):
+    def __init__(self, cores: float = 0.75, path: str = "/proc/stat", cpus: int | None = None):
         self._cores = cores
         self._path = path
+        self._cpus = cpus or os.cpu_count() or 1
         self._last: tuple[int, int] | None = None
 
-    def _sample(self) -> tuple[int, int, int] | None:
-        """``(idle ticks, all ticks, CPUs)`` summed over the machine, or None where unreadable."""
+    def _sample(self) -> tuple[int, int] | None:
+        """``(idle ticks, all ticks)`` summed over the machine, or None where unreadable."""
         try:
             with open(self._path) as f:
-                lines = f.read().splitlines()
+                line = f.readline()  # the machine-wide line; the rest (per CPU, interrupts) can be long
         except OSError:
             return None
         # "cpu user nice system idle iowait irq softirq steal guest guest_nice": guest time
         # is counted in user time already, so the first eight fields are all the time there is.
-        ticks = [int(v) for v in lines[0].split()[1:9]]
-        cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
-        return ticks[3] + ticks[4], sum(ticks), max(cpus, 1)
+        ticks = [int(v) for v in line.split()[1:9]]
+        return ticks[3] + ticks[4], sum(ticks)
 
     def __call__(self) -> bool:
         sample = self._sample()
         if sample is None:
             return True
-        idle, total, cpus = sample
-        last, self._last = self._last, (idle, total)
-        if last is None or total <= last[1]:
+        last, self._last = self._last, sample
+        if last is None or sample[1] <= last[1]:
             return False
-        return (idle - last[0]) / (total - last[1]) * cpus >= self._cores
+        return (sample[0] - last[0]) / (sample[1] - last[1]) * self._cpus >= self._cores
 
 
 class IdleHook:

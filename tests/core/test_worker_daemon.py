@@ -150,7 +150,7 @@ def _write_stat(path, idle, busy):
 def test_spare_cpu_counts_idle_cores_between_two_samples(tmp_path):
     stat = tmp_path / "stat"
     _write_stat(stat, idle=1000, busy=1000)
-    spare = SpareCpu(cores=0.75, path=str(stat))
+    spare = SpareCpu(cores=0.75, path=str(stat), cpus=2)
     assert spare() is False  # a first sample says nothing about the time since
     _write_stat(stat, idle=1010, busy=1190)  # 200 ticks on 2 CPUs, 10 idle: 0.1 core idle
     assert spare() is False
