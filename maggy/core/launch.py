@@ -19,14 +19,25 @@ lowers the slot count to what the machine has and each slot takes its own GPUs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import sys
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from maggy.core.session import connect_slots, decide_driver_hosts, is_connect
 
-__all__ = ["Launch", "ClassicLaunch", "ConnectLaunch", "make_launch", "local_slot_cap", "CONNECT_MAX_DATASET_BYTES"]
+__all__ = [
+    "Launch",
+    "ClassicLaunch",
+    "ConnectLaunch",
+    "make_launch",
+    "local_slot_cap",
+    "maggy_daemon_for_job",
+    "CONNECT_MAX_DATASET_BYTES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +68,69 @@ def _local_gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+#: The Spark property naming the module Spark's Python workers are forked from.
+DAEMON_MODULE_KEY = "spark.python.daemon.module"
+MAGGY_DAEMON = "maggy.core.worker_daemon"
+
+
+def _same_interpreter(python_exec: str, executable: str = sys.executable) -> bool:
+    """Whether ``python_exec`` (a path or a name on ``PATH``) runs the interpreter at ``executable``.
+
+    A venv's ``bin`` holds ``python``, ``python3`` and ``python3.11``, links to one file; a
+    link's target is shared by every venv made from that Python, so the folder must match too.
+    """
+    found = shutil.which(python_exec)
+    if not found or not executable:
+        return False
+    found = os.path.abspath(found)
+    try:
+        return os.path.dirname(found) == os.path.dirname(os.path.abspath(executable)) and os.path.samefile(
+            found, executable
+        )
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def maggy_daemon_for_job(sc: Any) -> Iterator[bool]:
+    """Within the block, Python workers that this local session starts fork from maggy's daemon.
+
+    A session the user built runs ``pyspark.daemon``, which compiles pyspark again from
+    Spark's ``pyspark.zip`` in every fresh session (~0.5 s of the first trial's start on a
+    2-core machine, see :mod:`maggy.core.worker_daemon`). Spark reads
+    ``spark.python.daemon.module`` from the live configuration each time a task starts its
+    Python worker, and keys its daemons by that module, so setting it for the length of
+    maggy's job gives maggy's tasks their own daemon; the user's own jobs go back to
+    ``pyspark.daemon`` (still running) once the block ends.
+
+    Only where that is safe and has an effect: a local master (a cluster's executors keep the
+    configuration they started with), no daemon module of the user's, and workers that run
+    this interpreter (which has maggy). Anything else, or a configuration that cannot be
+    reached, leaves the session as it is.
+
+    Yields:
+        Whether maggy's daemon is in use for the block.
+    """
+    conf = None
+    try:
+        if sc.master.startswith("local") and _same_interpreter(sc.pythonExec):
+            conf = sc._conf
+            if conf.get(DAEMON_MODULE_KEY) is not None:
+                conf = None
+            else:
+                conf.set(DAEMON_MODULE_KEY, MAGGY_DAEMON)
+    except Exception:  # private API of pyspark; the job runs as well without the daemon
+        logger.debug("cannot set %s on this session", DAEMON_MODULE_KEY, exc_info=True)
+        conf = None
+    try:
+        yield conf is not None
+    finally:
+        if conf is not None:
+            with contextlib.suppress(Exception):
+                if conf.get(DAEMON_MODULE_KEY) == MAGGY_DAEMON:
+                    conf._jconf.remove(DAEMON_MODULE_KEY)
 
 
 class Launch:
@@ -203,7 +277,8 @@ class ClassicLaunch(Launch):
         profile = self.profile()
         if profile is not None:
             rdd = rdd.withResources(profile)
-        return rdd.mapPartitions(task).collect()
+        with maggy_daemon_for_job(self.sc):
+            return rdd.mapPartitions(task).collect()
 
     def cancel(self) -> None:
         self.sc.cancelJobGroup(self.tag)
