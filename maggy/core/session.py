@@ -24,6 +24,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The module maggy's Spark Python workers fork from (``spark.python.daemon.module``).
+MAGGY_DAEMON = "maggy.core.worker_daemon"
+
+
 def spark_conf() -> dict[str, str]:
     """The Spark settings maggy's embedded session uses, for a session you build yourself.
 
@@ -52,7 +56,7 @@ def spark_conf() -> dict[str, str]:
         # A fresh session's first trial starts ~1 s sooner (pyspark not compiled from the
         # zip, torch not imported before the first fork), and a lagom() after Spark retired
         # its idle workers forks them with torch loaded (~0.75 s instead of ~3 s).
-        "spark.python.daemon.module": "maggy.core.worker_daemon",
+        "spark.python.daemon.module": MAGGY_DAEMON,
         "spark.ui.showConsoleProgress": "false",
     }
 
