@@ -27,7 +27,7 @@ import sys
 import uuid
 from typing import Any, Callable, Iterator, Optional
 
-from maggy.core.session import MAGGY_DAEMON, connect_slots, decide_driver_hosts, is_connect
+from maggy.core.session import DAEMON_MODULE_KEY, MAGGY_DAEMON, connect_slots, decide_driver_hosts, is_connect
 
 __all__ = [
     "Launch",
@@ -70,10 +70,6 @@ def _local_gpu_count() -> int:
     return torch.cuda.device_count()
 
 
-#: The Spark property naming the module Spark's Python workers are forked from.
-DAEMON_MODULE_KEY = "spark.python.daemon.module"
-
-
 def _same_interpreter(python_exec: str, executable: str = sys.executable) -> bool:
     """Whether ``python_exec`` (a path or a name on ``PATH``) runs the interpreter at ``executable``.
 
@@ -93,7 +89,7 @@ def _same_interpreter(python_exec: str, executable: str = sys.executable) -> boo
 
 
 @contextlib.contextmanager
-def maggy_daemon_for_job(sc: Any) -> Iterator[bool]:
+def maggy_daemon_for_job(sc: Any) -> Iterator[None]:
     """Within the block, Python workers that this local session starts fork from maggy's daemon.
 
     A session the user built runs ``pyspark.daemon``, which compiles pyspark again from
@@ -108,23 +104,17 @@ def maggy_daemon_for_job(sc: Any) -> Iterator[bool]:
     configuration they started with), no daemon module of the user's, and workers that run
     this interpreter (which has maggy). Anything else, or a configuration that cannot be
     reached, leaves the session as it is.
-
-    Yields:
-        Whether maggy's daemon is in use for the block.
     """
     conf = None
     try:
-        if sc.master.startswith("local") and _same_interpreter(sc.pythonExec):
+        ours = sc.master.startswith("local") and _same_interpreter(sc.pythonExec)
+        if ours and sc._conf.get(DAEMON_MODULE_KEY) is None:
+            sc._conf.set(DAEMON_MODULE_KEY, MAGGY_DAEMON)
             conf = sc._conf
-            if conf.get(DAEMON_MODULE_KEY) is not None:
-                conf = None
-            else:
-                conf.set(DAEMON_MODULE_KEY, MAGGY_DAEMON)
     except Exception:  # private API of pyspark; the job runs as well without the daemon
         logger.debug("cannot set %s on this session", DAEMON_MODULE_KEY, exc_info=True)
-        conf = None
     try:
-        yield conf is not None
+        yield
     finally:
         if conf is not None:
             with contextlib.suppress(Exception):

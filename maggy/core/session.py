@@ -24,7 +24,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The module maggy's Spark Python workers fork from (``spark.python.daemon.module``).
+#: The Spark property naming the module Spark's Python workers are forked from.
+DAEMON_MODULE_KEY = "spark.python.daemon.module"
+#: The module maggy's Spark Python workers fork from.
 MAGGY_DAEMON = "maggy.core.worker_daemon"
 
 
@@ -56,7 +58,7 @@ def spark_conf() -> dict[str, str]:
         # A fresh session's first trial starts ~1 s sooner (pyspark not compiled from the
         # zip, torch not imported before the first fork), and a lagom() after Spark retired
         # its idle workers forks them with torch loaded (~0.75 s instead of ~3 s).
-        "spark.python.daemon.module": MAGGY_DAEMON,
+        DAEMON_MODULE_KEY: MAGGY_DAEMON,
         "spark.ui.showConsoleProgress": "false",
     }
 
