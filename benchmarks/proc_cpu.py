@@ -4,7 +4,8 @@
 Spark JVM it started and everything under the JVM (Spark's Python daemon and workers),
 including children that exited and were reaped (``cutime``/``cstime``). A
 ``multiprocessing`` pool of this same process is left out, so a paired run can measure
-maggy while the pool idles.
+maggy while the pool idles. :func:`jvm_thread_cpu` splits the JVM's part into its JIT
+compilers, its garbage collector and the rest, from the names HotSpot gives its threads.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import os
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat(pid: int):
-    """``(ppid, comm, own cpu s, reaped children's cpu s)`` of one process, or None once it is gone."""
+def _stat(pid):
+    """``(ppid, comm, own cpu s, reaped children's cpu s)`` of a process (or ``"pid/task/tid"``: a thread), or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             raw = f.read()
@@ -45,10 +46,8 @@ def framework_tree_cpu() -> dict:
     if not os.path.isdir("/proc"):
         return {"driver": 0.0, "jvm": 0.0, "workers": 0.0}
     procs = _processes()
-    me = os.getpid()
-    figures = {"driver": procs[me][2], "jvm": 0.0, "workers": 0.0}
-    jvms = [pid for pid, (ppid, comm, _, _) in procs.items() if ppid == me and comm == "java"]
-    for jvm in jvms:
+    figures = {"driver": procs[os.getpid()][2], "jvm": 0.0, "workers": 0.0}
+    for jvm in _jvm_pids():
         figures["jvm"] += procs[jvm][2]
         figures["workers"] += procs[jvm][3]  # workers that exited under the JVM
         stack = [jvm]
@@ -58,6 +57,42 @@ def framework_tree_cpu() -> dict:
                 if ppid == parent:
                     figures["workers"] += own + reaped
                     stack.append(pid)
+    return figures
+
+
+#: HotSpot's thread names (``/proc/<pid>/task/<tid>/comm``, cut to 15 characters) by kind.
+_JVM_THREAD_KINDS = (
+    ("jit", ("C1 CompilerThre", "C2 CompilerThre")),
+    ("gc", ("G1 ", "GC Thread#", "VM Thread")),  # G1's concurrent, refinement and service threads; safepoints
+)
+
+
+def _jvm_pids() -> list:
+    me = os.getpid()
+    return [pid for pid, (ppid, comm, _, _) in _processes().items() if ppid == me and comm == "java"]
+
+
+def jvm_thread_cpu() -> dict:
+    """CPU seconds so far of the JVMs this process started: ``jit``, ``gc`` and ``other`` threads.
+
+    Threads that exited are left out (HotSpot's compiler and GC threads live as long as the
+    JVM), so only differences between two readings of ``jit`` and ``gc`` are meaningful.
+    """
+    figures = {"jit": 0.0, "gc": 0.0, "other": 0.0}
+    if not os.path.isdir("/proc"):
+        return figures
+    for pid in _jvm_pids():
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            stat = _stat(f"{pid}/task/{tid}")
+            if stat is None:
+                continue
+            _, comm, own, _ = stat
+            kind = next((k for k, prefixes in _JVM_THREAD_KINDS if comm.startswith(prefixes)), "other")
+            figures[kind] += own
     return figures
 
 

@@ -36,8 +36,11 @@ while something else ran), and on Linux how long a body waited for its CPU and h
 times it was scheduled (``/proc/thread-self/schedstat``; each preemption is one more). For
 maggy also the framework CPU per trial: the CPU of the driver, the JVM and Spark's Python
 workers (read from ``/proc``, see ``proc_cpu.py``) during ``lagom()``, less the trial
-bodies' own CPU. Over the later rounds: the median ratio, and the
-geometric mean with its 95% t-interval (``[mean, low, high]``), of both ratios.
+bodies' own CPU, and the part of it the JVM's JIT compilers and garbage collector took.
+Over the later rounds: the median ratio, and the geometric mean with its 95% t-interval
+(``[mean, low, high]``), of both ratios; and the same rounds in four parts, in order
+(``later_by_quarter``), because a session the user built starts a fresh JVM whose compiling
+and heap sizing take CPU from the trials over its first few dozen jobs.
 
 Many short rounds narrow the interval fastest. The development VM's speed drifts by ±15%
 in episodes of 10-20 s (one training timed back to back: lag-1 autocorrelation 0.76 at 2.3 s),
@@ -289,7 +292,7 @@ def run_maggy_timed(trials: int, steps: int, slots: int, spark, threads: int, re
     with tempfile.TemporaryDirectory(prefix="maggy-bench-") as tmp:
         stamps = os.path.join(tmp, "stamps")
         os.makedirs(stamps)
-        before = proc_cpu.framework_tree_cpu()
+        before, jvm_before = proc_cpu.framework_tree_cpu(), proc_cpu.jvm_thread_cpu()
         start = time.perf_counter()
         result = experiment.lagom(
             train_fn=make_timed_train_fn(steps, threads, reports, stamps), ablation_study=study, ablator="loco",
@@ -298,6 +301,7 @@ def run_maggy_timed(trials: int, steps: int, slots: int, spark, threads: int, re
         )
         elapsed = time.perf_counter() - start
         cpu = proc_cpu.delta(before, proc_cpu.framework_tree_cpu())
+        jvm = proc_cpu.delta(jvm_before, proc_cpu.jvm_thread_cpu())
         bodies = []
         for name in os.listdir(stamps):
             with open(os.path.join(stamps, name)) as f:
@@ -309,6 +313,7 @@ def run_maggy_timed(trials: int, steps: int, slots: int, spark, threads: int, re
         "makespan_s": round(elapsed, 3),
         **_body_means(bodies),
         "cpu_s": cpu,
+        "jvm_cpu_s": {k: jvm[k] for k in ("jit", "gc")},  # the JVM's compilers and collector, whole run
         "framework_cpu_per_trial_s": round((cpu["total"] - body_cpu) / trials, 3),
     }
 
@@ -334,6 +339,27 @@ def _geometric_mean_interval(ratios: list) -> list:
     """Geometric mean of ``ratios`` with its 95% t-interval (on the logs): ``[mean, low, high]``."""
     logs = paired_stats([math.log(r) for r in ratios], wilcoxon=False)
     return [round(math.exp(x), 4) for x in (logs.mean_delta, logs.ci_low, logs.ci_high)]
+
+
+def _by_quarter(later: list) -> Optional[list]:
+    """The later rounds in four consecutive parts: each part's geometric-mean body ratio and median framework CPU per trial.
+
+    A session the user built starts a fresh JVM, which keeps compiling (C2) and sizing its heap
+    (G1 concurrent cycles) over its first few dozen jobs, on the cores the trials use; the
+    parts show how the gap closes as it warms up. None with fewer than 8 later rounds.
+    """
+    if len(later) < 8:
+        return None
+    size = len(later) / 4
+    parts = [later[round(i * size):round((i + 1) * size)] for i in range(4)]
+    return [{
+        "rounds": [round(i * size) + 1, round((i + 1) * size)],
+        "body_ratio_geomean": round(math.exp(statistics.mean(math.log(r["body_ratio"]) for r in part)), 4),
+        "framework_cpu_per_trial_s_median": round(statistics.median(
+            r["maggy"]["framework_cpu_per_trial_s"] for r in part), 3),
+        "jvm_jit_gc_cpu_s_per_run_mean": round(statistics.mean(
+            r["maggy"]["jvm_cpu_s"]["jit"] + r["maggy"]["jvm_cpu_s"]["gc"] for r in part), 3),
+    } for i, part in enumerate(parts)]
 
 
 def _side_means(rounds: list, key: str) -> Optional[dict]:
@@ -390,6 +416,8 @@ def paired(args) -> dict:
         if len(later) >= 2 else None,
         # How long a body waited for a CPU, and how often it was scheduled, on each side.
         "later_body_wait_s_mean": _side_means(later, "body_wait_mean_s"),
+        # The later rounds in four parts, in order (the JVM's warm-up; see _by_quarter).
+        "later_by_quarter": _by_quarter(later),
         "later_body_slices_mean": _side_means(later, "body_slices_mean"),
         "later_makespan_ratio_median": round(statistics.median(r["makespan_ratio"] for r in later), 4)
         if later else None,
