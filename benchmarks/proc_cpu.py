@@ -15,7 +15,7 @@ import os
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat(pid):
+def _stat(pid: int | str):
     """``(ppid, comm, own cpu s, reaped children's cpu s)`` of a process (or ``"pid/task/tid"``: a thread), or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -47,7 +47,7 @@ def framework_tree_cpu() -> dict:
         return {"driver": 0.0, "jvm": 0.0, "workers": 0.0}
     procs = _processes()
     figures = {"driver": procs[os.getpid()][2], "jvm": 0.0, "workers": 0.0}
-    for jvm in _jvm_pids():
+    for jvm in _jvm_pids(procs):
         figures["jvm"] += procs[jvm][2]
         figures["workers"] += procs[jvm][3]  # workers that exited under the JVM
         stack = [jvm]
@@ -67,9 +67,10 @@ _JVM_THREAD_KINDS = (
 )
 
 
-def _jvm_pids() -> list:
+def _jvm_pids(procs: dict | None = None) -> list:
+    """The JVMs this process started (``procs``: a :func:`_processes` reading, else a new one)."""
     me = os.getpid()
-    return [pid for pid, (ppid, comm, _, _) in _processes().items() if ppid == me and comm == "java"]
+    return [pid for pid, (ppid, comm, _, _) in (procs or _processes()).items() if ppid == me and comm == "java"]
 
 
 def jvm_thread_cpu() -> dict:
