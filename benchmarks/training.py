@@ -354,7 +354,7 @@ def _by_quarter(later: list) -> Optional[list]:
     parts = [later[round(i * size):round((i + 1) * size)] for i in range(4)]
     return [{
         "rounds": [round(i * size) + 1, round((i + 1) * size)],
-        "body_ratio_geomean": round(math.exp(statistics.mean(math.log(r["body_ratio"]) for r in part)), 4),
+        "body_ratio_geomean": round(statistics.geometric_mean(r["body_ratio"] for r in part), 4),
         "framework_cpu_per_trial_s_median": round(statistics.median(
             r["maggy"]["framework_cpu_per_trial_s"] for r in part), 3),
         "jvm_jit_gc_cpu_s_per_run_mean": round(statistics.mean(
@@ -416,9 +416,9 @@ def paired(args) -> dict:
         if len(later) >= 2 else None,
         # How long a body waited for a CPU, and how often it was scheduled, on each side.
         "later_body_wait_s_mean": _side_means(later, "body_wait_mean_s"),
+        "later_body_slices_mean": _side_means(later, "body_slices_mean"),
         # The later rounds in four parts, in order (the JVM's warm-up; see _by_quarter).
         "later_by_quarter": _by_quarter(later),
-        "later_body_slices_mean": _side_means(later, "body_slices_mean"),
         "later_makespan_ratio_median": round(statistics.median(r["makespan_ratio"] for r in later), 4)
         if later else None,
         "later_framework_cpu_per_trial_s_median": round(statistics.median(
