@@ -186,7 +186,7 @@ def measure_spark_first_job(slots: int) -> dict:
     A fresh interpreter creates its session as :func:`measure_user_session` does and runs one
     trivial Python job of ``slots`` tasks (no maggy, no torch): how long until its first task
     starts, and until it returns. That job forks its workers from Spark's daemon; maggy's job
-    on such a local session forks them from maggy's (``maggy_daemon_for_job``), so its first
+    on such a local session forks them from maggy's (``maggy_settings_for_job``), so its first
     trial can start sooner than this.
     """
     from pyspark.sql import SparkSession

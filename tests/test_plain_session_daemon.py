@@ -1,5 +1,6 @@
 """On a session the user built without maggy's settings, maggy's own job still forks its
-workers from maggy's daemon, and leaves the session's configuration as it found it."""
+workers from maggy's daemon and cuts its broadcasts into small blocks, and leaves the
+session's configuration as it found it."""
 
 import os
 import subprocess
@@ -15,7 +16,7 @@ pytestmark = [
 
 SCRIPT = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, threading
     from pyspark.sql import SparkSession
     from maggy import experiment
     from maggy.ablation import AblationStudy
@@ -23,6 +24,7 @@ SCRIPT = textwrap.dedent(
     builder = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
     if sys.argv[2] != "-":
         builder = builder.config("spark.python.daemon.module", sys.argv[2])
+        builder = builder.config("spark.broadcast.blockSize", "2m")
     spark = builder.getOrCreate()
     sc = spark.sparkContext
 
@@ -38,10 +40,22 @@ SCRIPT = textwrap.dedent(
             return float("maggy.core.worker_daemon" in f.read())
 
     print("BEFORE=" + "|".join(user_job()))
+    block_sizes, done = set(), threading.Event()
+
+    def watch():  # the broadcast block size the session has while lagom() runs
+        while not done.wait(0.05):
+            block_sizes.add(str(sc.getConf().get("spark.broadcast.blockSize")))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     study = AblationStudy(dataset_generator=FeatureTag)
     study.features.include("a", "b")
     result = experiment.lagom(train_fn=train, ablation_study=study, name="plain", direction="max",
                               experiment_dir=sys.argv[1], verbose=False)
+    done.set()
+    watcher.join()
+    print("BLOCKS_DURING=" + ",".join(sorted(block_sizes)))
+    print("BLOCKS_AFTER=" + str(sc.getConf().get("spark.broadcast.blockSize")))
     print("METRICS=" + ",".join(str(m) for m in result["trials"]["metric"]))
     print("CONF=" + str(spark.conf.get("spark.python.daemon.module", None)))
     print("AFTER=" + "|".join(user_job()))
@@ -68,11 +82,15 @@ def test_maggys_trials_fork_from_its_daemon_and_the_users_jobs_keep_sparks(tmp_p
     assert "-m pyspark.daemon" in seen["AFTER"] and "maggy" not in seen["AFTER"]
     # Every trial ran in a worker forked by maggy's daemon.
     assert seen["METRICS"] == "1.0,1.0,1.0"
+    # While maggy's job ran, its task binary was broadcast in small blocks.
+    assert "256k" in seen["BLOCKS_DURING"].split(",")
     # The session's configuration is as the user left it.
-    assert seen["CONF"] == "None"
+    assert seen["CONF"] == "None" and seen["BLOCKS_AFTER"] == "None"
 
 
-def test_a_daemon_module_the_user_chose_is_kept(tmp_path):
+def test_settings_the_user_chose_are_kept(tmp_path):
     seen = _run(tmp_path, "pyspark.daemon")
     assert seen["METRICS"] == "0.0,0.0,0.0"
     assert seen["CONF"] == "pyspark.daemon"
+    # A broadcast block size the user chose is never changed, not even during the job.
+    assert seen["BLOCKS_DURING"] == "2m" and seen["BLOCKS_AFTER"] == "2m"

@@ -35,7 +35,7 @@ __all__ = [
     "ConnectLaunch",
     "make_launch",
     "local_slot_cap",
-    "maggy_daemon_for_job",
+    "maggy_settings_for_job",
     "CONNECT_MAX_DATASET_BYTES",
 ]
 
@@ -88,38 +88,60 @@ def _same_interpreter(python_exec: str, executable: str = sys.executable) -> boo
         return False
 
 
+#: The Spark property for the size of the blocks a broadcast is cut into.
+BROADCAST_BLOCK_KEY = "spark.broadcast.blockSize"
+#: Broadcast block size during maggy's job. Spark broadcasts every job's task binary, and
+#: allocates each block whole (4 MiB by default) for a task binary of a few kilobytes. On a
+#: driver heap of G1 regions of 1 MiB (heaps up to 2 GiB) that is a humongous allocation,
+#: which starts a concurrent marking cycle while a fresh session's heap is small: on a
+#: 2-core machine half the collector's CPU during each of the first few dozen
+#: ``lagom()`` calls, taken from the trials (benchmarks/README, issue 16 seventh pass).
+#: Below half a region, blocks are ordinary allocations.
+JOB_BROADCAST_BLOCK_SIZE = "256k"
+
+
 @contextlib.contextmanager
-def maggy_daemon_for_job(sc: Any) -> Iterator[None]:
-    """Within the block, Python workers that this local session starts fork from maggy's daemon.
+def maggy_settings_for_job(sc: Any) -> Iterator[None]:
+    """Within the block, the session's live configuration has maggy's settings for its job.
 
-    A session the user built runs ``pyspark.daemon``, which compiles pyspark again from
-    Spark's ``pyspark.zip`` in every fresh session (the first trial started after 2.3 s
-    instead of 1.1 s on a 2-core machine, see :mod:`maggy.core.worker_daemon`). Spark reads
-    ``spark.python.daemon.module`` from the live configuration each time a task starts its
-    Python worker, and keys its daemons by that module, so setting it for the length of
-    maggy's job gives maggy's tasks their own daemon; the user's own jobs go back to
-    ``pyspark.daemon`` (still running) once the block ends.
+    Spark reads these when the job is submitted and when each task starts its Python worker,
+    so setting them for the length of maggy's job changes only that job; each is removed
+    afterwards, and a key the user has set is never touched.
 
-    Only where that is safe and has an effect: a local master (a cluster's executors keep the
-    configuration they started with), no daemon module of the user's, and workers that run
-    this interpreter (which has maggy). Anything else, or a configuration that cannot be
-    reached, leaves the session as it is.
+    * ``spark.broadcast.blockSize`` is :data:`JOB_BROADCAST_BLOCK_SIZE`, on any classic
+      session (see there why).
+    * ``spark.python.daemon.module`` is maggy's daemon, so its trials fork from it. A
+      session the user built runs ``pyspark.daemon``, which compiles pyspark again from
+      Spark's ``pyspark.zip`` in every fresh session (the first trial started after 2.3 s
+      instead of 1.1 s on a 2-core machine, see :mod:`maggy.core.worker_daemon`). Spark
+      keys its daemons by module, so the user's own jobs go back to ``pyspark.daemon``
+      (still running) once the block ends. Only where that is safe and has an effect: a
+      local master (a cluster's executors keep the configuration they started with) whose
+      workers run this interpreter (which has maggy).
+
+    A configuration that cannot be reached leaves the session as it is: the job runs as
+    well without these.
     """
+    settings = {BROADCAST_BLOCK_KEY: JOB_BROADCAST_BLOCK_SIZE}
+    changed: dict[str, str] = {}
     conf = None
     try:
-        ours = sc.master.startswith("local") and _same_interpreter(sc.pythonExec)
-        if ours and sc._conf.get(DAEMON_MODULE_KEY) is None:
-            sc._conf.set(DAEMON_MODULE_KEY, MAGGY_DAEMON)
-            conf = sc._conf
-    except Exception:  # private API of pyspark; the job runs as well without the daemon
-        logger.debug("cannot set %s on this session", DAEMON_MODULE_KEY, exc_info=True)
+        if sc.master.startswith("local") and _same_interpreter(sc.pythonExec):
+            settings[DAEMON_MODULE_KEY] = MAGGY_DAEMON
+        conf = sc._conf
+        for key, value in settings.items():
+            if conf.get(key) is None:
+                conf.set(key, value)
+                changed[key] = value
+    except Exception:  # private API of pyspark
+        logger.debug("cannot set %s on this session", sorted(settings), exc_info=True)
     try:
         yield
     finally:
-        if conf is not None:
+        for key, value in changed.items():
             with contextlib.suppress(Exception):
-                if conf.get(DAEMON_MODULE_KEY) == MAGGY_DAEMON:
-                    conf._jconf.remove(DAEMON_MODULE_KEY)
+                if conf.get(key) == value:
+                    conf._jconf.remove(key)
 
 
 class Launch:
@@ -266,7 +288,7 @@ class ClassicLaunch(Launch):
         profile = self.profile()
         if profile is not None:
             rdd = rdd.withResources(profile)
-        with maggy_daemon_for_job(self.sc):
+        with maggy_settings_for_job(self.sc):
             return rdd.mapPartitions(task).collect()
 
     def cancel(self) -> None:
