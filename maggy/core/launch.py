@@ -96,7 +96,9 @@ BROADCAST_BLOCK_KEY = "spark.broadcast.blockSize"
 #: which starts a concurrent marking cycle while a fresh session's heap is small: on a
 #: 2-core machine half the collector's CPU during each of the first few dozen
 #: ``lagom()`` calls, taken from the trials (benchmarks/README, issue 16 seventh pass).
-#: Below half a region, blocks are ordinary allocations.
+#: Below half a region, blocks are ordinary allocations. maggy broadcasts no data (it stages
+#: datasets to files), so what the smaller blocks cut is the task binary and, above 1 MiB,
+#: the pickled ``train_fn`` PySpark broadcasts: a few more blocks for a large closure.
 JOB_BROADCAST_BLOCK_SIZE = "256k"
 
 
@@ -238,13 +240,6 @@ class Launch:
             requests = requests.resource("gpu", self.gpus_per_trial)
         return ResourceProfileBuilder().require(requests).build
 
-    def share(self, dataframe: Any) -> Any:
-        """What carries the catalog dataset to the executors."""
-        return dataframe
-
-    def release(self) -> None:
-        """Frees what :meth:`share` created."""
-
     def run(self, slots: int, task: Callable, description: str) -> list[str]:
         """Runs ``task`` once per slot, blocking until every task returned.
 
@@ -264,7 +259,6 @@ class ClassicLaunch(Launch):
     def __init__(self, spark: Any, *args: Any, **kwargs: Any):
         super().__init__(spark, *args, **kwargs)
         self.sc = spark.sparkContext
-        self._broadcast = None
 
     @property
     def master(self) -> str:
@@ -272,15 +266,6 @@ class ClassicLaunch(Launch):
 
     def available_slots(self) -> int:
         return self.sc.defaultParallelism
-
-    def share(self, dataframe: Any) -> Any:
-        self._broadcast = self.sc.broadcast(dataframe)
-        return self._broadcast
-
-    def release(self) -> None:
-        if self._broadcast is not None:
-            self._broadcast.unpersist()
-            self._broadcast = None
 
     def run(self, slots: int, task: Callable, description: str) -> list[str]:
         self.sc.setJobGroup(self.tag, description, interruptOnCancel=True)
