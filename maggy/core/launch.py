@@ -4,12 +4,13 @@ Both launchers run the same task function once per trial slot and differ only in
 reach Spark:
 
 * :class:`ClassicLaunch`: ``sc.parallelize(range(slots), slots).mapPartitions(task).collect()``
-  under one job group (cancelled with ``cancelJobGroup``); the catalog dataset travels as a
-  broadcast variable.
+  under one job group (cancelled with ``cancelJobGroup``).
 * :class:`ConnectLaunch`: ``spark.range(0, slots, 1, slots).mapInPandas(...)`` under one
   job tag (cancelled with ``interruptTag``); a Connect session has no SparkContext, so the
-  slot count comes from the session's configuration and the catalog dataset travels inside
-  the task's closure.
+  slot count comes from the session's configuration.
+
+Either way the training data does not travel with the job: the executors read it where it
+lives (:mod:`maggy.core.data`).
 
 Per-trial resources (``gpus_per_trial``, ``cpus_per_trial``) are a task
 ``ResourceProfile`` on a cluster; a local master cannot schedule resources, so there maggy
@@ -36,15 +37,9 @@ __all__ = [
     "make_launch",
     "local_slot_cap",
     "maggy_settings_for_job",
-    "CONNECT_MAX_DATASET_BYTES",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Largest catalog dataset shipped inside a Connect task's closure (Spark Connect's default
-#: message limit is 128 MiB, and the plan carries the closure).
-CONNECT_MAX_DATASET_BYTES = 64 * 2**20
-
 
 def local_slot_cap(available: int, gpus_per_trial: Optional[int], cpus_per_trial: Optional[int], gpu_count: int) -> int:
     """Trial slots a local master can run at once with these per-trial resources.
@@ -183,7 +178,7 @@ class Launch:
         driver_host = None if self.local else self.conf("spark.driver.host")
         return decide_driver_hosts(self.master, driver_host, connect=self.connect)
 
-    def check(self, dataframe: Any = None) -> None:
+    def check(self) -> None:
         """Raises, before any trial runs, what this session cannot do with this experiment.
 
         Raises:
@@ -301,9 +296,9 @@ class ConnectLaunch(Launch):
                 "spark.cores.max", "spark.task.cpus")
         return connect_slots({"spark.master": self.master, **{k: self.conf(k) for k in keys}})
 
-    def check(self, dataframe: Any = None) -> None:
-        """Also raises what Spark Connect cannot do: per-trial resources before Spark 4.0, a
-        catalog dataset too large to travel with the task, job tags before Spark 3.5."""
+    def check(self) -> None:
+        """Also raises what Spark Connect cannot do: job tags before Spark 3.5, per-trial
+        resources before Spark 4.0."""
         version = tuple(int(p) for p in self.spark.version.split(".")[:2] if p.isdigit())
         if version < (3, 5):
             raise ValueError(f"maggy needs Spark 3.5 or newer behind a Spark Connect session (job tags); "
@@ -314,15 +309,7 @@ class ConnectLaunch(Launch):
                 f"(task ResourceProfiles in mapInPandas); this server runs Spark {self.spark.version}. Leave both "
                 "at None and set spark.task.resource.gpu.amount / spark.task.cpus on the cluster instead"
             )
-        if dataframe is not None:
-            size = int(dataframe.memory_usage(deep=True).sum())
-            if size > CONNECT_MAX_DATASET_BYTES:
-                raise ValueError(
-                    f"the catalog dataset is {size / 2**20:.0f} MiB; through Spark Connect it travels with the "
-                    f"task, which allows {CONNECT_MAX_DATASET_BYTES // 2**20} MiB. Give the study a "
-                    "dataset_generator that reads the data on the executors instead"
-                )
-        super().check(dataframe)
+        super().check()
 
     def run(self, slots: int, task: Callable, description: str) -> list[str]:
         profile = self.profile()
