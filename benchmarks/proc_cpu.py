@@ -4,13 +4,14 @@
 Spark JVM it started and everything under the JVM (Spark's Python daemon and workers),
 including children that exited and were reaped (``cutime``/``cstime``). A
 ``multiprocessing`` pool of this same process is left out, so a paired run can measure
-maggy while the pool idles. :func:`jvm_thread_cpu` splits the JVM's part into its JIT
+maggy while the pool idles. :func:`jvm_thread_cpu` and :func:`jvm_delta` split the JVM's part into its JIT
 compilers, its garbage collector and the rest, from the names HotSpot gives its threads.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -73,28 +74,49 @@ def _jvm_pids(procs: dict | None = None) -> list:
     return [pid for pid, (ppid, comm, _, _) in (procs or _processes()).items() if ppid == me and comm == "java"]
 
 
-def jvm_thread_cpu() -> dict:
-    """CPU seconds so far of the JVMs this process started: ``jit``, ``gc`` and ``other`` threads.
+def jvm_thread_cpu(pids: Iterable[int] | None = None) -> dict:
+    """A reading of the JVMs' CPU, process by process and thread by thread, for :func:`jvm_delta`.
 
-    Threads that exited are left out (HotSpot's compiler and GC threads live as long as the
-    JVM), so only differences between two readings of ``jit`` and ``gc`` are meaningful.
+    Args:
+        pids: the JVMs to read; by default those this process started.
     """
-    figures = {"jit": 0.0, "gc": 0.0, "other": 0.0}
+    reading: dict = {"process": {}, "threads": {}}
     if not os.path.isdir("/proc"):
-        return figures
-    for pid in _jvm_pids():
+        return reading
+    for pid in _jvm_pids() if pids is None else pids:
+        stat = _stat(pid)
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
+        if stat is None:
+            continue
+        reading["process"][pid] = stat[2]
         for tid in tids:
             stat = _stat(f"{pid}/task/{tid}")
-            if stat is None:
-                continue
-            _, comm, own, _ = stat
-            kind = next((k for k, prefixes in _JVM_THREAD_KINDS if comm.startswith(prefixes)), "other")
-            figures[kind] += own
-    return figures
+            if stat is not None:
+                _, comm, own, _ = stat
+                kind = next((k for k, prefixes in _JVM_THREAD_KINDS if comm.startswith(prefixes)), "other")
+                reading["threads"][(pid, tid)] = (kind, own)
+    return reading
+
+
+def jvm_delta(before: dict, after: dict) -> dict:
+    """CPU seconds between two :func:`jvm_thread_cpu` readings: ``jit``, ``gc``, ``other``, ``exited``, ``total``.
+
+    ``jit``, ``gc`` and ``other`` are threads alive at the second reading, by name.
+    ``exited`` is what threads that ended in between spent after the first: HotSpot stops
+    compiler threads it no longer needs (``UseDynamicNumberOfCompilerThreads``), and a
+    thread's figures leave ``/proc`` with it, while the process's total keeps them. Each
+    figure is in clock ticks, so each thread's part is off by up to one tick (10 ms).
+    """
+    out = dict.fromkeys(("jit", "gc", "other"), 0.0)
+    for key, (kind, cpu) in after["threads"].items():
+        out[kind] += cpu - before["threads"].get(key, (kind, 0.0))[1]
+    total = sum(cpu - before["process"].get(pid, 0.0) for pid, cpu in after["process"].items())
+    out["exited"] = max(0.0, total - sum(out.values()))
+    out["total"] = total
+    return {k: round(v, 3) for k, v in out.items()}
 
 
 def delta(before: dict, after: dict) -> dict:

@@ -55,37 +55,63 @@ def test_counts_the_jvm_subtree_with_exited_workers_and_not_other_children(tmp_p
     assert figures["total"] == pytest.approx(figures["driver"] + figures["jvm"] + figures["workers"], abs=0.01)
 
 
-def test_splits_the_jvm_cpu_into_compilers_collector_and_the_rest(tmp_path):
+def _fake_jvm(tmp_path, threads: str) -> subprocess.Popen:
+    """A process named ``java`` whose threads, named as HotSpot names them, burn CPU.
+
+    ``threads`` is Python for a tuple of ``(name, seconds, stays)``: each thread burns its
+    seconds, then stays alive or ends. The main thread burns 0.1 s ("other") and prints
+    "done" once every thread has burnt its share.
+    """
     java = tmp_path / "java"
     java.symlink_to(sys.executable)
-    # Threads named as HotSpot names its C2 compiler and G1's concurrent marker burn CPU and
-    # stay alive, as those threads do; the main thread burns a little ("other").
     code = (
         "import ctypes, threading, time\n"
+        f"threads = {threads}\n"
         "libc = ctypes.CDLL(None)\n"
-        "done = threading.Barrier(3)\n"
-        "def burn(name, s):\n"
-        "    if name: libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME\n"
+        "done = threading.Barrier(len(threads) + 1)\n"
+        "def burn(name, s, stays):\n"
+        "    libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME\n"
         "    t = time.thread_time()\n"
         "    while time.thread_time() - t < s: pass\n"
         "    done.wait()\n"
-        "    time.sleep(60)\n"
-        "for n, s in (('C2 CompilerThread0', 0.4), ('G1 Conc#0', 0.2)):\n"
-        "    threading.Thread(target=burn, args=(n, s), daemon=True).start()\n"
+        "    if stays: time.sleep(60)\n"
+        "workers = [threading.Thread(target=burn, args=a, daemon=True) for a in threads]\n"
+        "for w in workers: w.start()\n"
         "t = time.thread_time()\n"
         "while time.thread_time() - t < 0.1: pass\n"
         "done.wait()\n"
+        "for w, (_, _, stays) in zip(workers, threads):\n"
+        "    if not stays: w.join()\n"
         "print('done', flush=True)\n"
         "time.sleep(60)\n"
     )
-    before = proc_cpu.jvm_thread_cpu()
-    jvm = subprocess.Popen([str(java), "-c", code], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([str(java), "-c", code], stdout=subprocess.PIPE, text=True)
+
+
+def _jvm_figures(jvm: subprocess.Popen) -> dict:
+    """The fake JVM's figures from its start until it printed "done" (other JVMs of this process, such as a test session's, left out)."""
+    before = proc_cpu.jvm_thread_cpu(pids=[])
     try:
         assert jvm.stdout.readline().strip() == "done"
-        figures = proc_cpu.delta(before, proc_cpu.jvm_thread_cpu())
+        return proc_cpu.jvm_delta(before, proc_cpu.jvm_thread_cpu(pids=[jvm.pid]))
     finally:
         jvm.kill()
         jvm.wait()
+
+
+def test_splits_the_jvm_cpu_into_compilers_collector_and_the_rest(tmp_path):
+    # The C2 compiler and G1's concurrent marker stay alive, as those threads mostly do.
+    figures = _jvm_figures(_fake_jvm(tmp_path, "(('C2 CompilerThread0', 0.4, True), ('G1 Conc#0', 0.2, True))"))
     assert 0.35 <= figures["jit"] <= 0.6, figures
     assert 0.15 <= figures["gc"] <= 0.35, figures
     assert 0.05 <= figures["other"] < 0.35, figures  # the main thread (and the interpreter's start)
+    assert figures["exited"] <= 0.05, figures
+    assert figures["total"] == pytest.approx(figures["jit"] + figures["gc"] + figures["other"] + figures["exited"], abs=0.01)
+
+
+def test_counts_what_threads_that_ended_spent(tmp_path):
+    # HotSpot stops a compiler thread it no longer needs: its CPU stays in the process's total.
+    figures = _jvm_figures(_fake_jvm(tmp_path, "(('C2 CompilerThread1', 0.3, False), ('G1 Conc#0', 0.1, True))"))
+    assert 0.25 <= figures["exited"] <= 0.45, figures
+    assert figures["jit"] <= 0.02, figures
+    assert 0.05 <= figures["gc"] <= 0.25, figures
