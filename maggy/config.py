@@ -62,6 +62,7 @@ class AblationConfig:
             ``negligible``; ``None``: no component is called negligible.
         noise_runs: run the base trial this many extra times (seeds after the repeats'), a
             cheap estimate of run-to-run noise; single-run deltas within it are flagged.
+            ``ablator="loco"`` only (other policies refuse it).
         max_trials: ``ablator="shapley"`` only: the budget, in trials per repeat; ``None``
             means 4 per component.
         hb_timeout: seconds without a heartbeat after which a running trial counts as lost.

@@ -156,6 +156,10 @@ def _plan(train_fn: Any, config: AblationConfig) -> _Plan:
     train_args = check_train_fn(train_fn)
     study = config.ablation_study
     ablator = _make_ablator(config)
+    if config.noise_runs and not ablator.reads_noise_runs:
+        raise ValueError(
+            f"noise_runs is run by ablator='loco' only; {type(ablator).__name__} would ignore it. Drop "
+            "noise_runs, or give every trial repeats (repeats=3 or 'auto') for a noise estimate")
     data = source_for(study, config.data_cache_mb)  # the executors read the rows
     check_study(study, train_args, data)
     check_picklable(_user_code(train_fn, study))

@@ -128,6 +128,8 @@ def test_unknown_dataset_lists_what_the_catalog_has(study, tmp_path):
         ({"min_effect": -0.1}, ValueError, r"min_effect must be a number >= 0, got -0.1"),
         ({"noise_runs": -1}, ValueError, r"noise_runs must be an int >= 0, got -1"),
         ({"repeats": "auto", "noise_runs": 2}, ValueError, r"noise_runs is for single runs; repeats='auto'"),
+        ({"ablator": "pairs", "noise_runs": 2}, ValueError, r"noise_runs is run by ablator='loco' only; Pairs would ignore it"),
+        ({"ablator": "shapley", "noise_runs": 1}, ValueError, r"noise_runs is run by ablator='loco' only; Shapley would ignore"),
     ],
 )
 def test_bad_config_values(study, tmp_path, kwargs, error, match):

@@ -49,6 +49,10 @@ class AbstractAblator(abc.ABC):
     #: True when :meth:`get_trial` may return more trials once it is given finished records.
     adaptive: bool = False
 
+    #: True when the policy runs the config's ``noise_runs`` extra base trials; ``lagom()``
+    #: refuses ``noise_runs`` for any other policy rather than ignore it.
+    reads_noise_runs: bool = False
+
     def __init__(self, ablation_study: AblationStudy, repeats: int = 1, seed: Optional[int] = 0):
         self.ablation_study = ablation_study
         self.repeats = repeats

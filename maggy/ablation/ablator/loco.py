@@ -34,6 +34,8 @@ class LOCO(RepeatedAblator):
 
     title = "LOCO"
 
+    reads_noise_runs = True
+
     def __init__(self, ablation_study, repeats: Any = 1, seed: Optional[int] = 0):
         super().__init__(ablation_study, repeats=repeats, seed=seed)
         self.noise_runs = 0
