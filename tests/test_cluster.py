@@ -45,7 +45,7 @@ HELPERS = textwrap.dedent(
 
 STUDY = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, threading
     from pyspark.sql import SparkSession
     from maggy import experiment
     from maggy.ablation import AblationStudy
@@ -56,11 +56,22 @@ STUDY = textwrap.dedent(
              .config("spark.executor.cores", "1").config("spark.cores.max", "2")
              .config("spark.executor.memory", "1g").config("spark.task.maxFailures", "4")
              .config("spark.ui.enabled", "false").getOrCreate())
+    block_sizes, done = set(), threading.Event()
+
+    def watch():  # the broadcast block size the session has while lagom() runs
+        while not done.wait(0.05):
+            block_sizes.add(str(spark.sparkContext.getConf().get("spark.broadcast.blockSize")))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     study = AblationStudy(dataset_generator=FeatureTag)
     study.features.include("a", "b", "c", "d")
     result = experiment.lagom(train_fn=train, ablation_study=study, name="cluster", direction="min",
                               experiment_dir=os.path.join(OUT, "exp"), num_executors=2, es_policy="none",
                               verbose=False)
+    done.set()
+    watcher.join()
+    print("BLOCKS_DURING=" + ",".join(sorted(block_sizes)))
     print("RUN_DIR=" + result["run_dir"])
     print("ERRORS=" + repr(sorted(set(result["trials"]["error"].dropna()))))
     spark.stop()
@@ -92,3 +103,5 @@ def test_a_helper_module_study_has_every_result_after_an_executor_is_killed(clus
     # Trials ran on both workers' executors (two distinct executor processes before the kill).
     first_pids = {open(tmp_path / f"{f}.attempts").read().split()[0] for f in records}
     assert len(first_pids) >= 2
+    # On a cluster maggy leaves the broadcast block size alone (executors fetch block by block).
+    assert "BLOCKS_DURING=None" in out.stdout.splitlines(), out.stdout

@@ -85,15 +85,18 @@ def _same_interpreter(python_exec: str, executable: str = sys.executable) -> boo
 
 #: The Spark property for the size of the blocks a broadcast is cut into.
 BROADCAST_BLOCK_KEY = "spark.broadcast.blockSize"
-#: Broadcast block size during maggy's job. Spark broadcasts every job's task binary, and
-#: allocates each block whole (4 MiB by default) for a task binary of a few kilobytes. On a
-#: driver heap of G1 regions of 1 MiB (heaps up to 2 GiB) that is a humongous allocation,
-#: which starts a concurrent marking cycle while a fresh session's heap is small: on a
-#: 2-core machine half the collector's CPU during each of the first few dozen
-#: ``lagom()`` calls, taken from the trials (benchmarks/README, issue 16 seventh pass).
-#: Below half a region, blocks are ordinary allocations. maggy broadcasts no data (it stages
-#: datasets to files), so what the smaller blocks cut is the task binary and, above 1 MiB,
-#: the pickled ``train_fn`` PySpark broadcasts: a few more blocks for a large closure.
+#: Broadcast block size during maggy's job on a local master. Spark broadcasts every job's
+#: task binary, and allocates each block whole (4 MiB by default) for a task binary of a few
+#: kilobytes. On a driver heap of G1 regions of 1 MiB (heaps up to 2 GiB) that is a
+#: humongous allocation, which starts a concurrent marking cycle while a fresh session's
+#: heap is small; on a local master that collector runs on the trials' cores (on a 2-core
+#: machine, half its CPU during some of the first few dozen ``lagom()`` calls:
+#: benchmarks/README, issue 16 seventh pass). Below half a region, blocks are ordinary
+#: allocations. maggy broadcasts no data (it stages datasets to files), so the smaller
+#: blocks cut the task binary and, above 1 MiB, the pickled ``train_fn`` that PySpark
+#: broadcasts. Not on a cluster: there the driver's collector does not compete with the
+#: trials, and an executor fetches a broadcast block by block, so a large closure would
+#: take 16 times as many fetches.
 JOB_BROADCAST_BLOCK_SIZE = "256k"
 
 
@@ -105,8 +108,8 @@ def maggy_settings_for_job(sc: Any) -> Iterator[None]:
     so setting them for the length of maggy's job changes only that job; each is removed
     afterwards, and a key the user has set is never touched.
 
-    * ``spark.broadcast.blockSize`` is :data:`JOB_BROADCAST_BLOCK_SIZE`, on any classic
-      session (see there why).
+    * ``spark.broadcast.blockSize`` is :data:`JOB_BROADCAST_BLOCK_SIZE` on a local master
+      (see there why).
     * ``spark.python.daemon.module`` is maggy's daemon, so its trials fork from it. A
       session the user built runs ``pyspark.daemon``, which compiles pyspark again from
       Spark's ``pyspark.zip`` in every fresh session (the first trial started after 2.3 s
@@ -119,12 +122,14 @@ def maggy_settings_for_job(sc: Any) -> Iterator[None]:
     A configuration that cannot be reached leaves the session as it is: the job runs as
     well without these.
     """
-    settings = {BROADCAST_BLOCK_KEY: JOB_BROADCAST_BLOCK_SIZE}
+    settings: dict[str, str] = {}
     changed: dict[str, str] = {}
     conf = None
     try:
-        if sc.master.startswith("local") and _same_interpreter(sc.pythonExec):
-            settings[DAEMON_MODULE_KEY] = MAGGY_DAEMON
+        if sc.master.startswith("local"):
+            settings[BROADCAST_BLOCK_KEY] = JOB_BROADCAST_BLOCK_SIZE
+            if _same_interpreter(sc.pythonExec):
+                settings[DAEMON_MODULE_KEY] = MAGGY_DAEMON
         conf = sc._conf
         for key, value in settings.items():
             if conf.get(key) is None:
