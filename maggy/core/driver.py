@@ -112,6 +112,7 @@ class Driver:
                 hb_interval=self.hb_interval,
                 repair_rules=self.repair_rules,
                 gpus_per_trial=launch.gpus_per_trial,
+                metrics_wanted=self.scheduler.policy is not None and self.scheduler.policy.reads_running_metrics,
             ))
             job = threading.Thread(target=self._spark_job, args=(launch, slots, payload),
                                    name="maggy-spark-job", daemon=True)

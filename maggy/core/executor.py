@@ -57,6 +57,9 @@ class ExecutorContext:
             :func:`maggy.tensorboard.logdir`.
         gpus_per_trial: GPUs each trial asked for; on a local master (where Spark assigns
             none) the slot takes its own share of the machine's GPUs.
+        metrics_wanted: whether the driver's early-stopping rule reads running trials'
+            metrics; if not, they travel with the keep-alive heartbeats (see
+            :class:`~maggy.core.reporter.Reporter`).
     """
 
     address: str
@@ -70,6 +73,7 @@ class ExecutorContext:
     tls_cert: Optional[bytes] = None
     tensorboard_dir: Optional[str] = None
     gpus_per_trial: Optional[int] = None
+    metrics_wanted: bool = True
 
 
 def final_metric(value: Any, optimization_key: str) -> float:
@@ -155,7 +159,7 @@ def run_trial(ctx: ExecutorContext, client: DriverClient, executor_id: str, tria
     def send(seq, metrics, logs):
         return client.heartbeat(executor_id, trial.trial_id, trial.attempt, seq, metrics, logs)
 
-    reporter = Reporter(send, ctx.hb_interval, trial.trial_id).start()
+    reporter = Reporter(send, ctx.hb_interval, trial.trial_id, metrics_wanted=ctx.metrics_wanted).start()
     result = pb.TrialResult(trial_id=trial.trial_id, attempt=trial.attempt)
     start = time.perf_counter()
     # print() inside train_fn goes to the trial's log instead of the executor's console.

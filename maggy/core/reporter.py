@@ -48,7 +48,11 @@ class Reporter:
     than :data:`MIN_HEARTBEAT_GAP` (or ``hb_interval``, if shorter) after the last one that
     carried anything, so
     broadcasts made in between travel together; and at least every ``hb_interval`` seconds,
-    which tells the driver the trial is alive. One call is in flight at a time. Every
+    which tells the driver the trial is alive. When the driver's early-stopping rule does
+    not read running metrics (``metrics_wanted=False``, e.g. ``es_policy="none"``), metrics
+    alone wait for that keep-alive: a train_fn that broadcasts every batch then costs one
+    call per ``hb_interval``, not ten a second. Log lines always go within the short gap.
+    One call is in flight at a time. Every
     broadcast metric reaches the driver: what a heartbeat could not deliver goes with the
     next one, and what is left when the trial ends goes with its final result.
 
@@ -56,6 +60,7 @@ class Reporter:
         send: callable ``send(seq, metrics, logs) -> stop`` that delivers one heartbeat.
         hb_interval: longest pause between heartbeats, in seconds.
         trial_id: id of the trial being reported.
+        metrics_wanted: whether the driver wants metrics as soon as they are broadcast.
 
     Example:
         >>> def train(model_function, dataset_function, reporter):
@@ -65,10 +70,12 @@ class Reporter:
         ...     return loss
     """
 
-    def __init__(self, send: SendFn, hb_interval: float = 1.0, trial_id: Optional[str] = None):
+    def __init__(self, send: SendFn, hb_interval: float = 1.0, trial_id: Optional[str] = None,
+                 metrics_wanted: bool = True):
         self._send = send
         self._hb_interval = hb_interval
         self._min_gap = min(MIN_HEARTBEAT_GAP, hb_interval)
+        self._metrics_wanted = metrics_wanted
         self.trial_id = trial_id
         self._cond = threading.Condition()
         self._metrics: list[tuple[int, float]] = []
@@ -99,7 +106,8 @@ class Reporter:
             self._metrics.append((self._count if step is None else int(step), value))
             self._count += 1
             self._last_metric = value
-            self._cond.notify()
+            if self._metrics_wanted:  # else they wait for the keep-alive: no need to wake it
+                self._cond.notify()
             stop = self._stop
         if stop:
             raise EarlyStopException(value)
@@ -149,12 +157,18 @@ class Reporter:
             self._metrics, self._logs = [], []
         return metrics, logs
 
+    def _due(self) -> bool:
+        """Whether what is waiting should go now rather than with the next keep-alive."""
+        return bool(self._logs) or (self._metrics_wanted and bool(self._metrics)) or self._closing
+
     def _run(self) -> None:
         next_allowed = 0.0  # time.monotonic() before which no heartbeat is sent
+        last_sent = time.monotonic()
         while True:
             with self._cond:
-                if not (self._metrics or self._logs or self._closing):
-                    self._cond.wait(self._hb_interval)
+                keep_alive = last_sent + self._hb_interval - time.monotonic()
+                if keep_alive > 0:
+                    self._cond.wait_for(self._due, keep_alive)
                 pause = next_allowed - time.monotonic()
                 if pause > 0:  # close() ends the pause at once
                     self._cond.wait_for(lambda: self._closing, pause)
@@ -167,7 +181,8 @@ class Reporter:
             # Only a heartbeat that carried something holds back the next one: a keep-alive
             # sent just before the trial's first metric would otherwise delay that metric, and
             # the stop decision it brings, by a whole gap.
-            next_allowed = time.monotonic() + self._min_gap if (metrics or logs) else 0.0
+            last_sent = time.monotonic()
+            next_allowed = last_sent + self._min_gap if (metrics or logs) else 0.0
             try:
                 stop = self._send(seq, metrics, logs)
             except grpc.RpcError as e:

@@ -51,6 +51,12 @@ class AbstractEarlyStop(abc.ABC):
     #: trial's values so far (same repeat) as ``decide(..., base=values)``.
     uses_base: bool = False
 
+    #: False for rules that never look at a running trial's metrics: its executor then sends
+    #: them with the keep-alive heartbeat (every ``hb_interval``) instead of within
+    #: :data:`maggy.core.reporter.MIN_HEARTBEAT_GAP`, which saves the CPU of up to ten
+    #: calls a second per trial.
+    reads_running_metrics: bool = True
+
     #: True for rules that stop only trials trailing the base trial beyond a margin: the
     #: component of a trial stopped so is reported as needed, with its delta at the stop
     #: (against the base at the same step) marked as a lower bound.

@@ -17,6 +17,8 @@ class NoEarlyStop(AbstractEarlyStop):
         <Decision.CONTINUE: 'continue'>
     """
 
+    reads_running_metrics = False
+
     def decide(
         self,
         history: Sequence[float],

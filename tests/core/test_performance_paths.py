@@ -96,6 +96,36 @@ def test_heartbeats_are_spaced_out_and_still_carry_every_pair():
     assert delivered == [(step, float(step)) for step in range(300)]
 
 
+def test_metrics_nobody_reads_yet_travel_with_the_keep_alive_and_logs_still_go_at_once():
+    sent = []
+
+    def send(seq, metrics, logs):
+        sent.append((time.monotonic(), list(metrics), list(logs)))
+        return False
+
+    # es_policy="none": the driver reads no running metrics, so they need not hurry.
+    reporter = Reporter(send, hb_interval=0.5, metrics_wanted=False).start()
+    for step in range(100):  # ~1.2 s of a train_fn broadcasting every ~12 ms
+        reporter.broadcast(float(step), step=step)
+        time.sleep(0.012)
+    reporter.log("a line the user wants to see")
+    logged = time.monotonic()
+    deadline = logged + 30
+    while not any(lines for _, _, lines in sent) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    left, _ = reporter.close()
+    # Rule: about one heartbeat per hb_interval carries the metrics (ten a second would
+    # otherwise), and every pair still arrives once, in order.
+    assert len([m for _, m, _ in sent if m]) <= 4, sent
+    before_log = [t for t, _, _ in sent if t < logged]
+    assert all(b - a >= 0.45 for a, b in zip(before_log, before_log[1:])), sent
+    delivered = [pair for _, batch, _ in sent for pair in batch] + left
+    assert delivered == [(step, float(step)) for step in range(100)]
+    # Rule: a log line does not wait for the keep-alive.
+    log_at = next(t for t, _, lines in sent if lines)
+    assert log_at - logged < 0.3, sent
+
+
 def test_a_keep_alive_heartbeat_does_not_hold_back_the_first_metric():
     sent, kept_alive = [], threading.Event()
 
