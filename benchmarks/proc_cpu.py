@@ -4,8 +4,9 @@
 Spark JVM it started and everything under the JVM (Spark's Python daemon and workers),
 including children that exited and were reaped (``cutime``/``cstime``). A
 ``multiprocessing`` pool of this same process is left out, so a paired run can measure
-maggy while the pool idles. :func:`jvm_thread_cpu` and :func:`jvm_delta` split the JVM's part into its JIT
-compilers, its garbage collector and the rest, from the names HotSpot gives its threads.
+maggy while the pool idles. :func:`jvm_thread_cpu` and :func:`jvm_delta` split the JVM's
+part into its JIT compilers, its garbage collector, the rest, and threads that ended, from
+the names HotSpot gives its threads.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def jvm_thread_cpu(pids: Iterable[int] | None = None) -> dict:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
-        if stat is None:
+        if stat is None:  # gone between the two reads
             continue
         reading["process"][pid] = stat[2]
         for tid in tids:

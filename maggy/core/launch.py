@@ -41,6 +41,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 def local_slot_cap(available: int, gpus_per_trial: Optional[int], cpus_per_trial: Optional[int], gpu_count: int) -> int:
     """Trial slots a local master can run at once with these per-trial resources.
 
