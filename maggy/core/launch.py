@@ -102,7 +102,7 @@ JOB_BROADCAST_BLOCK_SIZE = "256k"
 
 
 @contextlib.contextmanager
-def maggy_settings_for_job(sc: Any) -> Iterator[None]:
+def maggy_settings_for_job(sc: Any, local: bool) -> Iterator[None]:
     """Within the block, the session's live configuration has maggy's settings for its job.
 
     Spark reads these when the job is submitted and when each task starts its Python worker,
@@ -122,12 +122,16 @@ def maggy_settings_for_job(sc: Any) -> Iterator[None]:
 
     A configuration that cannot be reached leaves the session as it is: the job runs as
     well without these.
+
+    Args:
+        sc: the session's SparkContext.
+        local: whether its master is local (:attr:`Launch.local`).
     """
     settings: dict[str, str] = {}
     changed: dict[str, str] = {}
     conf = None
     try:
-        if sc.master.startswith("local"):
+        if local:
             settings[BROADCAST_BLOCK_KEY] = JOB_BROADCAST_BLOCK_SIZE
             if _same_interpreter(sc.pythonExec):
                 settings[DAEMON_MODULE_KEY] = MAGGY_DAEMON
@@ -274,7 +278,7 @@ class ClassicLaunch(Launch):
         profile = self.profile()
         if profile is not None:
             rdd = rdd.withResources(profile)
-        with maggy_settings_for_job(self.sc):
+        with maggy_settings_for_job(self.sc, self.local):
             return rdd.mapPartitions(task).collect()
 
     def cancel(self) -> None:
