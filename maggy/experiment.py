@@ -240,7 +240,8 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], run: _
         max_trial_retries=config.max_trial_retries,
         finished_histories=[[v for _, v in r.get("history", [])] for r in earlier if r["status"] == TrialStatus.FINISHED],
         base_histories={r.get("repeat", 0): [v for _, v in r.get("history", [])] for r in earlier if r.get("index") == 0},
-        open_ended=plan.ablator.adaptive,
+        # The report is written while the tasks wait, not while Spark ends the job.
+        hold_executors=plan.ablator.adaptive or launch.ends_in_background,
     )
     driver = Driver(scheduler, train_fn, config.ablation_study, optimization_key=config.optimization_key,
                     hb_interval=config.hb_interval, hb_timeout=config.hb_timeout, tls=config.tls,
@@ -267,7 +268,8 @@ def _run(train_fn, config: AblationConfig, plan: _Plan, todo: list[dict], run: _
             more_trials=_more_trials(plan, earlier) if plan.ablator.adaptive else None,
         )
         reporting_ready()
-        # Reported while Spark winds the job down (its tasks leave, the server stops).
+        # Reported while the tasks wait for their last answer: on a classic session Spark
+        # ends the job after lagom() returns (maggy.core.job_end).
         return _conclude(earlier + records, config, plan, run)
 
 

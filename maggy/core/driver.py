@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from maggy.core.endpoint import Endpoint
 from maggy.core.executor import ExecutorContext, run_task
+from maggy.core.job_end import end_job
 from maggy.core.job_errors import explain
 from maggy.core.journal import Journal
 from maggy.core.launch import Launch
@@ -45,9 +46,10 @@ class Driver:
     * gRPC handler threads (the pool of :func:`~maggy.core.rpc.server.serve`) call into the
       :class:`~maggy.core.scheduler.TrialScheduler`, whose lock guards every trial's state.
     * One ``maggy-spark-job`` thread runs the blocking Spark action and puts
-      ``("spark_done", (error, setup_failures))`` on the event queue when it returns. It is joined
-      when :meth:`started` ends; an exception (a keyboard interrupt, a failed pre-flight)
-      cancels the job (group or tag) first.
+      ``("spark_done", (error, setup_failures))`` on the event queue when it returns. When
+      :meth:`started` ends, :meth:`Launch.end <maggy.core.launch.Launch.end>` waits for it
+      (on a thread of its own for a classic session); an exception (a keyboard interrupt, a
+      failed pre-flight) cancels the job (group or tag) and waits for it.
 
     Args:
         scheduler: the trial table, holding the trials still to run.
@@ -93,15 +95,19 @@ class Driver:
         """Starts the server and the Spark job of ``slots`` tasks, for the ``with`` block.
 
         The tasks start loading and register, then wait for :meth:`run`. On leaving the
-        block the job has ended (it is cancelled if the block raised, or if a task is still
-        busy with a trial presumed lost) and the server is stopped.
+        block the tasks are let go, and :meth:`Launch.end <maggy.core.launch.Launch.end>`
+        ends the job and then stops the server: a classic session's job ends after the
+        block, on a thread of its own (:mod:`maggy.core.job_end`). If the block raised, the
+        job is cancelled and has ended, and the server stopped, before the exception leaves.
         """
         token = secrets.token_urlsafe(32)
         endpoint = Endpoint.resolve(*launch.hosts())
         use_tls = endpoint.is_remote if self.tls is None else self.tls
         certificate = make_certificate() if use_tls else None
-        with serve(self._servicer, token, host=endpoint.bind_host, port=endpoint.bind_port,
-                   max_workers=2 * slots + 16, certificate=certificate) as (_, port):
+        with contextlib.ExitStack() as server:
+            _, port = server.enter_context(serve(self._servicer, token, host=endpoint.bind_host,
+                                                 port=endpoint.bind_port, max_workers=2 * slots + 16,
+                                                 certificate=certificate))
             payload = pack(ExecutorContext(
                 address=endpoint.address(port),
                 token=token,
@@ -122,16 +128,13 @@ class Driver:
             except BaseException:
                 self._servicer.call_off()
                 launch.cancel()
-                raise
-            finally:
-                self._servicer.call_off()  # executors still waiting to be let in leave
                 self.scheduler.close()
-                job.join(timeout=30)
-                if job.is_alive():
-                    # A task still busy with a trial presumed lost (and already re-run
-                    # elsewhere) would keep the job alive: its result is not needed.
-                    launch.cancel()
-                    job.join(timeout=30)
+                end_job(job, launch.cancel)
+                raise
+            self._servicer.call_off()  # executors still waiting to be let in leave
+            self.scheduler.close()  # the others get "done"
+            launch.tasks_released()
+            launch.end(job, then=server.pop_all().close)
 
     def run(
         self,
@@ -154,7 +157,7 @@ class Driver:
             tensorboard_dir: the run's TensorBoard folder, for :func:`maggy.tensorboard.logdir`.
             more_trials: for adaptive ablators: called on the controller thread with the new
                 records so far each time a trial ends; the specs it returns are scheduled (the
-                scheduler must be ``open_ended``).
+                scheduler must hold its executors, ``hold_executors``).
         """
         self._attach(run_dir, progress, on_record, more_trials)
         records: list[dict] = []

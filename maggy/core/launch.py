@@ -25,9 +25,11 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import uuid
 from typing import Any, Callable, Iterator, Optional
 
+from maggy.core.job_end import end_in_background, end_job, wait_for_job_end
 from maggy.core.session import DAEMON_MODULE_KEY, MAGGY_DAEMON, connect_slots, decide_driver_hosts, is_connect
 
 __all__ = [
@@ -102,12 +104,14 @@ JOB_BROADCAST_BLOCK_SIZE = "256k"
 
 
 @contextlib.contextmanager
-def maggy_settings_for_job(sc: Any, local: bool) -> Iterator[None]:
+def maggy_settings_for_job(sc: Any, local: bool) -> Iterator[Callable[[], None]]:
     """Within the block, the session's live configuration has maggy's settings for its job.
 
     Spark reads these when the job is submitted and when each task starts its Python worker,
     so setting them for the length of maggy's job changes only that job; each is removed
-    afterwards, and a key the user has set is never touched.
+    afterwards, and a key the user has set is never touched. The block gets a function that
+    removes them sooner (from any thread): once the tasks are let go, no worker starts for
+    maggy any more, and the job may end after ``lagom()`` has returned (:mod:`maggy.core.job_end`).
 
     * ``spark.broadcast.blockSize`` is :data:`JOB_BROADCAST_BLOCK_SIZE` on a local master
       (see there why).
@@ -142,13 +146,18 @@ def maggy_settings_for_job(sc: Any, local: bool) -> Iterator[None]:
                 changed[key] = value
     except Exception:  # private API of pyspark
         logger.debug("cannot set %s on this session", sorted(settings), exc_info=True)
-    try:
-        yield
-    finally:
-        for key, value in changed.items():
+
+    def restore() -> None:
+        while changed:
+            key, value = changed.popitem()  # atomic: each key is removed once
             with contextlib.suppress(Exception):
                 if conf.get(key) == value:
                     conf._jconf.remove(key)
+
+    try:
+        yield restore
+    finally:
+        restore()
 
 
 class Launch:
@@ -161,6 +170,8 @@ class Launch:
     """
 
     connect = False
+    #: Whether the job may end after ``lagom()`` has returned (:mod:`maggy.core.job_end`).
+    ends_in_background = False
 
     def __init__(self, spark: Any, gpus_per_trial: Optional[int] = None, cpus_per_trial: Optional[int] = None):
         self.spark = spark
@@ -257,13 +268,31 @@ class Launch:
         """Cancels the job (from any thread)."""
         raise NotImplementedError
 
+    def tasks_released(self) -> None:
+        """Called when the driver has let every task go: what only trials needed can be undone."""
+
+    def end(self, job: threading.Thread, then: Callable[[], None]) -> None:
+        """Waits for ``job`` (the thread in :meth:`run`) to end, then calls ``then``.
+
+        Cancels the job if it has not ended in :data:`~maggy.core.job_end.CANCEL_AFTER_S`.
+        """
+        end_job(job, self.cancel)
+        then()
+
 
 class ClassicLaunch(Launch):
-    """The job on a classic session: an RDD of one partition per slot, under one job group."""
+    """The job on a classic session: an RDD of one partition per slot, under one job group.
+
+    The job ends after ``lagom()`` has returned (:mod:`maggy.core.job_end`); the next job
+    waits for it.
+    """
+
+    ends_in_background = True
 
     def __init__(self, spark: Any, *args: Any, **kwargs: Any):
         super().__init__(spark, *args, **kwargs)
         self.sc = spark.sparkContext
+        self._restore_settings: Callable[[], None] = lambda: None
 
     @property
     def master(self) -> str:
@@ -273,16 +302,24 @@ class ClassicLaunch(Launch):
         return self.sc.defaultParallelism
 
     def run(self, slots: int, task: Callable, description: str) -> list[str]:
+        wait_for_job_end(self.sc)  # maggy's last job here: its Python workers are about to be free
         self.sc.setJobGroup(self.tag, description, interruptOnCancel=True)
         rdd = self.sc.parallelize(range(slots), slots)
         profile = self.profile()
         if profile is not None:
             rdd = rdd.withResources(profile)
-        with maggy_settings_for_job(self.sc, self.local):
+        with maggy_settings_for_job(self.sc, self.local) as self._restore_settings:
             return rdd.mapPartitions(task).collect()
 
     def cancel(self) -> None:
         self.sc.cancelJobGroup(self.tag)
+
+    def tasks_released(self) -> None:
+        self._restore_settings()  # before lagom() returns: the user's next job runs without them
+
+    def end(self, job: threading.Thread, then: Callable[[], None]) -> None:
+        """Returns at once: the job ends on a thread of :mod:`maggy.core.job_end`, which then calls ``then``."""
+        end_in_background(self.sc, job, self.cancel, then)
 
 
 def _pandas_task(task: Callable) -> Callable:

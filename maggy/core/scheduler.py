@@ -74,9 +74,10 @@ class TrialScheduler:
         es_interval: consult the rule after every ``es_interval``-th step of a trial.
         max_trial_retries: how often a trial lost with its executor is run again.
         finished_histories: metric histories of trials finished in an earlier run (resume).
-        open_ended: trials may be added while it runs (:meth:`add`, adaptive ablators); the
-            experiment is then over only once :meth:`close` is called, so executors wait
-            for what the controller adds after the last result instead of leaving.
+        hold_executors: an executor with nothing to run waits for :meth:`close` instead of
+            leaving once every trial has a record. For an adaptive ablator, which may add
+            trials (:meth:`add`) after the last result, and for ``lagom()``, which writes its
+            report before Spark ends the job (:mod:`maggy.core.job_end`).
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class TrialScheduler:
         max_trial_retries: int = 2,
         finished_histories: Sequence[Sequence[float]] = (),
         base_histories: Optional[dict] = None,
-        open_ended: bool = False,
+        hold_executors: bool = False,
     ):
         self._cond = threading.Condition()
         self._specs = {spec["trial_id"]: spec for spec in specs}
@@ -104,7 +105,7 @@ class TrialScheduler:
         # trial, or the history of one that finished (also in an earlier, resumed run).
         self._base_values: dict[int, list] = {int(r): list(v) for r, v in (base_histories or {}).items()}
         self._closed = False
-        self.open_ended = open_ended
+        self.hold_executors = hold_executors
         self.policy = policy
         self.direction = direction
         self.es_interval = es_interval
@@ -120,7 +121,7 @@ class TrialScheduler:
     def is_over(self) -> bool:
         """True when no trial will be handed out any more (all done, or closed)."""
         with self._cond:
-            return self._closed or (not self.open_ended and len(self._done) == len(self._specs))
+            return self._closed or (not self.hold_executors and len(self._done) == len(self._specs))
 
     def all_done(self) -> bool:
         """True when every trial has a record."""
@@ -164,7 +165,7 @@ class TrialScheduler:
                 if self._pending and not self._closed:
                     spec = self._pending.popleft()
                     return spec, self._start(spec, executor_id, executor)
-                if self._closed or (not self.open_ended and len(self._done) == len(self._specs)):
+                if self._closed or (not self.hold_executors and len(self._done) == len(self._specs)):
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

@@ -128,11 +128,11 @@ def test_base_rule_compares_at_the_same_report_and_catches_up_with_the_base():
     assert (done["status"], done["stop_step"], done["stop_base_gap"]) == ("early_stopped", 0, 1.0)
 
 
-def test_an_open_ended_scheduler_keeps_executors_until_closed_and_takes_new_trials():
-    scheduler = TrialScheduler(_specs(1), open_ended=True)
+def test_a_holding_scheduler_keeps_executors_until_closed_and_takes_new_trials():
+    scheduler = TrialScheduler(_specs(1), hold_executors=True)
     a = scheduler.register(0, 0, "h")
     spec, attempt = scheduler.next(a)
-    # Rule: with every trial done, an open-ended scheduler hands out "nothing yet", not "done".
+    # Rule: with every trial done, a holding scheduler hands out "nothing yet", not "done".
     assert _finish_and_wait(scheduler, a, spec, attempt) is None
     assert scheduler.all_done() and not scheduler.is_over()
     # Rule: trials added at run time are handed out after those pending; the total grows.
