@@ -300,6 +300,7 @@ def run_maggy_timed(trials: int, steps: int, slots: int, spark, threads: int, re
             experiment_dir=os.path.join(tmp, "exp"), spark=spark,
         )
         elapsed = time.perf_counter() - start
+        _wait_for_job_end(spark)  # it ends after lagom() returns: its CPU counts here, not in the pool's round
         cpu = proc_cpu.delta(before, proc_cpu.framework_tree_cpu())
         jvm = proc_cpu.jvm_delta(jvm_before, proc_cpu.jvm_thread_cpu())
         bodies = []
@@ -318,6 +319,17 @@ def run_maggy_timed(trials: int, steps: int, slots: int, spark, threads: int, re
         "jvm_cpu_s": {k: jvm[k] for k in ("jit", "gc", "exited")},
         "framework_cpu_per_trial_s": round((cpu["total"] - body_cpu) / trials, 3),
     }
+
+
+def _wait_for_job_end(spark) -> None:
+    """Waits until maggy's job on ``spark`` (or the active session) has ended."""
+    from pyspark.sql import SparkSession
+
+    from maggy.core.job_end import wait_for_job_end
+
+    session = spark or SparkSession.getActiveSession()
+    if session is not None:
+        wait_for_job_end(session.sparkContext)
 
 
 def run_pool_timed(ctx, trials: int, steps: int, slots: int, threads: int, reports: int, warm: bool) -> dict:
