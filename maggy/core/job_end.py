@@ -84,7 +84,7 @@ def wait_for_job_end(sc: Any) -> None:
     """Returns once maggy's last job on ``sc`` has ended (at once if there is none)."""
     with _lock:
         thread = _ending.get(sc)
-    if thread is not None and thread is not threading.current_thread():
+    if thread is not None:
         thread.join()
 
 
